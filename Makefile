@@ -1,0 +1,49 @@
+# Two commands matter: `make demo` and `make test`. Everything else is what they build on.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+JARS_STAMP := .cache/jars/.resolved
+
+.PHONY: demo test venv jars lint format services-start services-stop clean-data clean
+
+demo: venv jars
+	$(PY) -m decisionlake.cli demo --env local
+
+test: venv jars
+	$(VENV)/bin/ruff check lib jobs tests scripts
+	$(PY) -m pytest -q tests
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+jars: $(JARS_STAMP)
+
+$(JARS_STAMP): scripts/jars/pom.xml scripts/resolve-jars
+	bash scripts/resolve-jars
+
+lint: venv
+	$(VENV)/bin/ruff check lib jobs tests scripts
+	$(VENV)/bin/ruff format --check lib jobs tests scripts
+
+format: venv
+	$(VENV)/bin/ruff format lib jobs tests scripts
+	$(VENV)/bin/ruff check --fix lib jobs tests scripts
+
+services-start: venv
+	$(PY) -m decisionlake.cli services start
+
+services-stop: venv
+	$(PY) -m decisionlake.cli services stop
+
+clean-data:
+	rm -rf data .run
+
+clean: clean-data
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

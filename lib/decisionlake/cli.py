@@ -1,0 +1,128 @@
+"""``decisionlake`` command line: tables, run, generate, services, demo."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from decisionlake.config import ConfigError, load_config
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    catalog = cfg.catalog()
+    if args.json:
+        print(json.dumps(catalog, indent=2))
+    else:
+        width = max(map(len, catalog))
+        for name, uri in catalog.items():
+            print(f"{name:<{width}}  {uri}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
+    from decisionlake.jobs import JOBS  # noqa: PLC0415
+
+    if args.job not in JOBS:
+        print(f"unknown job {args.job!r}; known: {', '.join(sorted(JOBS))}", file=sys.stderr)
+        return 2
+    return int(importlib.import_module(JOBS[args.job]).main(rest))
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from decisionlake.generate import build_spec, generate  # noqa: PLC0415
+    from decisionlake.spark import get_spark  # noqa: PLC0415
+
+    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    spec = build_spec(
+        cfg, end_date=args.end_date, days=args.days, advisors=args.advisors, seed=args.seed
+    )
+    summary = generate(get_spark(cfg, "decisionlake-generate"), cfg, spec)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _cmd_services(args: argparse.Namespace) -> int:
+    from decisionlake import services  # noqa: PLC0415
+
+    if args.action == "start":
+        state = services.start_stack(with_mlflow=not args.no_mlflow)
+        print(json.dumps(state["env"], indent=1))
+    elif args.action == "stop":
+        services.stop_stack()
+        print("services stopped")
+    else:
+        print(json.dumps(services.read_state(), indent=1))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from decisionlake.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(args)
+
+
+def _iso_date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="decisionlake", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_env(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--env", default="local")
+        p.add_argument("--config", default=None)
+        p.add_argument("--set", dest="overrides", action="append", default=[])
+        return p
+
+    tables = with_env(sub.add_parser("tables", help="print the table catalog"))
+    tables.add_argument("--json", action="store_true")
+
+    run = sub.add_parser("run", help="run one job: decisionlake run NAME --env E --run-date D")
+    run.add_argument("job")
+
+    gen = with_env(sub.add_parser("generate", help="write synthetic data to the landing zone"))
+    gen.add_argument("--days", type=int, default=None)
+    gen.add_argument("--advisors", type=int, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--end-date", type=_iso_date, default=date.today() - timedelta(days=1))
+
+    svc = sub.add_parser("services", help="start/stop/status of the local service stand-ins")
+    svc.add_argument("action", choices=["start", "stop", "status"])
+    svc.add_argument("--no-mlflow", action="store_true")
+
+    demo = with_env(sub.add_parser("demo", help="generate a day and run the pipeline on it"))
+    demo.add_argument("--run-date", type=_iso_date, default=date(2026, 11, 24))
+    demo.add_argument("--advisors", type=int, default=None)
+    demo.add_argument("--days", type=int, default=1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command != "run" and rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    try:
+        if args.command == "tables":
+            return _cmd_tables(args)
+        if args.command == "run":
+            return _cmd_run(args, rest)
+        if args.command == "generate":
+            return _cmd_generate(args)
+        if args.command == "services":
+            return _cmd_services(args)
+        return _cmd_demo(args)
+    except ConfigError as exc:
+        print(f"decisionlake: ConfigError: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Web clickstream: the event contract and its transformations."""

@@ -1,0 +1,158 @@
+"""Raw JSON lines -> validated canonical events or quarantine rows (pure transformations)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from decisionlake.clickstream.contract import (
+    BRONZE_SCHEMA,
+    CORRUPT_COLUMN,
+    PAGE_SCHEMA,
+    PROPERTIES_SCHEMA,
+    QUARANTINE_SCHEMA,
+    RAW_SCHEMA,
+    REQUIRED_FIELDS,
+)
+from decisionlake.config import ClickstreamIngestConfig
+
+
+def _is_blank(col: Column) -> Column:
+    return col.isNull() | (F.trim(col) == "")
+
+
+def _is_json_object(col: Column) -> Column:
+    return F.trim(col).startswith("{")
+
+
+def epoch_ms_to_timestamp(col: Column) -> Column:
+    """Epoch milliseconds (bigint) -> TIMESTAMP (UTC)."""
+    return F.timestamp_millis(col)
+
+
+def rejection_reason(
+    raw: Column, parsed: Column, ts_ms: Column, *, ingest_date: date, limits: ClickstreamIngestConfig
+) -> Column:
+    """The first rule a line breaks, as a reason code, or NULL for a valid line.
+
+    Order matters: a line is judged on bytes, then JSON, then fields, then types, then time.
+    """
+    earliest_ms = _epoch_ms(date.fromisoformat(limits.min_event_date))
+    latest_ms = _epoch_ms(ingest_date + timedelta(days=1)) + limits.max_future_skew_minutes * 60_000
+    oldest_allowed_ms = _epoch_ms(ingest_date - timedelta(days=limits.max_late_days))
+    rules: list[tuple[Column, str]] = [
+        (F.octet_length(raw) > limits.max_line_bytes, "OVERSIZED_LINE"),
+        (~F.is_valid_utf8(raw), "INVALID_UTF8"),
+        (_is_blank(raw), "EMPTY_LINE"),
+        (
+            parsed.isNull() | parsed[CORRUPT_COLUMN].isNotNull() | ~_is_json_object(raw),
+            "MALFORMED_JSON",
+        ),
+    ]
+    rules += [(_is_blank(parsed[name]), f"MISSING_{name.upper()}") for name in REQUIRED_FIELDS]
+    rules += [
+        (ts_ms.isNull(), "BAD_TYPE_EVENT_TS"),
+        (
+            parsed["page"].isNotNull() & F.from_json(parsed["page"], PAGE_SCHEMA).isNull(),
+            "BAD_TYPE_PAGE",
+        ),
+        (
+            parsed["properties"].isNotNull()
+            & F.from_json(parsed["properties"], PROPERTIES_SCHEMA).isNull(),
+            "BAD_TYPE_PROPERTIES",
+        ),
+        (~parsed["event_type"].isin(*limits.event_types), "UNKNOWN_EVENT_TYPE"),
+        ((ts_ms < earliest_ms) | (ts_ms > latest_ms), "IMPOSSIBLE_TIMESTAMP"),
+        (ts_ms < oldest_allowed_ms, "TOO_LATE"),
+    ]
+    reason: Column = F.lit(None).cast("string")
+    for condition, code in reversed(rules):
+        reason = F.when(condition, F.lit(code)).otherwise(reason)
+    return reason
+
+
+def _epoch_ms(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * 86_400_000
+
+
+def validate_events(
+    raw: DataFrame, *, ingest_date: date, limits: ClickstreamIngestConfig
+) -> DataFrame:
+    """Parse raw lines (``value``, ``source_file``) and attach ``reason`` (NULL when valid).
+
+    The output keeps the raw line beside the typed columns, so either side can be selected.
+    """
+    parsed = F.from_json(
+        F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT_COLUMN}
+    )
+    ts_ms = F.col("_p.event_ts").try_cast("bigint")
+    return (
+        raw.withColumn("_p", F.when(F.is_valid_utf8("value"), parsed))
+        .withColumn(
+            "reason",
+            rejection_reason(
+                F.col("value"), F.col("_p"), ts_ms, ingest_date=ingest_date, limits=limits
+            ),
+        )
+        .withColumn("_ts_ms", ts_ms)
+    )
+
+
+def to_bronze_events(
+    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
+) -> DataFrame:
+    """Valid lines as canonical bronze events (schema :data:`BRONZE_SCHEMA`)."""
+    ts = epoch_ms_to_timestamp(F.col("_ts_ms"))
+    p = F.col("_p")
+    columns = {
+        "event_id": F.trim(p["event_id"]),
+        "event_ts": ts,
+        "event_date": F.to_date(ts),
+        "cookie_id": p["cookie_id"],
+        "user_id": F.when(~_is_blank(p["user_id"]), p["user_id"]),
+        "event_type": p["event_type"],
+        "url": p["url"],
+        "referrer": F.when(~_is_blank(p["referrer"]), p["referrer"]),
+        "user_agent": p["user_agent"],
+        "ip": p["ip"],
+        "page": F.from_json(p["page"], PAGE_SCHEMA),
+        "properties": F.from_json(p["properties"], PROPERTIES_SCHEMA),
+        "source_file": F.col("source_file"),
+        "ingest_date": F.lit(ingest_date),
+        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
+        "run_id": F.lit(run_id),
+    }
+    return validated.where(F.col("reason").isNull()).select(
+        *[columns[f.name].cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA.fields]
+    )
+
+
+def to_quarantine(
+    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
+) -> DataFrame:
+    """Rejected lines with their reason and the exact raw bytes (schema :data:`QUARANTINE_SCHEMA`)."""
+    columns = {
+        "ingest_date": F.lit(ingest_date),
+        "source_file": F.col("source_file"),
+        "reason": F.col("reason"),
+        "raw_line": F.make_valid_utf8("value"),
+        "raw_bytes": F.col("value").cast("binary"),
+        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
+        "run_id": F.lit(run_id),
+    }
+    return validated.where(F.col("reason").isNotNull()).select(
+        *[columns[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
+    )
+
+
+def dedupe_events(events: DataFrame) -> DataFrame:
+    """One row per ``event_id``: the earliest event time, then the first file, wins."""
+    first = Window.partitionBy("event_id").orderBy("event_ts", "source_file")
+    return (
+        events.withColumn("_rank", F.row_number().over(first))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )

@@ -1,0 +1,339 @@
+"""Typed configuration: ``conf/base`` plus an environment overlay, validated at start-up.
+
+Values may reference environment variables as ``${NAME}`` or ``${NAME:-default}``; the loader
+also defines ``PROJECT_ROOT`` and ``DL_DATA_DIR`` (default ``<project>/data``). Unknown keys,
+missing values and wrong types fail fast with the key path in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+ENVIRONMENTS = ("local", "local-s3", "test", "dev", "prod")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """Raised when configuration is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How the SparkSession is built."""
+
+    mode: Literal["local", "emr"] = "local"
+    master: str = "local[*]"
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    ui_enabled: bool = False
+    log_level: str = "WARN"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Object-store settings; an endpoint means a local S3 stand-in (moto)."""
+
+    s3_endpoint: str | None = None
+    region: str = "us-east-1"
+    dynamodb_log_store_table: str | None = None
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Roots of the data zones; table URIs are templated on them."""
+
+    landing: str
+    lake: str
+    artifacts: str
+
+
+@dataclass(frozen=True)
+class ClickstreamIngestConfig:
+    """Validation limits for raw web events."""
+
+    max_line_bytes: int = 32_768
+    max_late_days: int = 3
+    max_future_skew_minutes: int = 10
+    min_event_date: str = "2015-01-01"
+    event_types: list[str] = field(
+        default_factory=lambda: [
+            "page_view",
+            "page_ping",
+            "click",
+            "search",
+            "document_download",
+            "video_play",
+            "form_submit",
+            "login",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Per-source ingest settings."""
+
+    clickstream: ClickstreamIngestConfig = field(default_factory=ClickstreamIngestConfig)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Defaults of the synthetic data generator."""
+
+    advisors: int = 200
+    days: int = 1
+    seed: int = 42
+    anonymous_visitor_ratio: float = 0.5
+    bots: int = 5
+    duplicate_rate: float = 0.01
+    late_rate: float = 0.02
+    malformed_rate: float = 0.005
+    notes_per_advisor_per_day: float = 0.3
+    partitions: int = 4
+
+
+@dataclass(frozen=True)
+class ServicesConfig:
+    """Where jobs find the warehouse and experiment tracking."""
+
+    mlflow_tracking_uri: str = ""
+    warehouse_secret_id: str = "decisionlake/warehouse"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The whole validated configuration of one environment."""
+
+    env: str
+    paths: PathsConfig
+    tables: dict[str, str]
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    services: ServicesConfig = field(default_factory=ServicesConfig)
+
+    def table_uri(self, logical_name: str) -> str:
+        """Resolve a logical table name (``bronze.clickstream``) to its URI."""
+        try:
+            template = self.tables[logical_name]
+        except KeyError:
+            known = ", ".join(sorted(self.tables))
+            raise ConfigError(f"tables.{logical_name}: unknown table (known: {known})") from None
+        return template.format(lake=self.paths.lake.rstrip("/"))
+
+    def catalog(self) -> dict[str, str]:
+        """All logical table names mapped to URIs."""
+        return {name: self.table_uri(name) for name in sorted(self.tables)}
+
+
+def default_conf_dir() -> Path:
+    """``$DECISIONLAKE_CONF`` or the ``conf/`` folder of the source checkout."""
+    explicit = os.environ.get("DECISIONLAKE_CONF")
+    if explicit:
+        return Path(explicit)
+    return Path(__file__).resolve().parents[2] / "conf"
+
+
+def load_config(
+    env: str,
+    *,
+    conf_dir: str | Path | None = None,
+    overrides: typing.Sequence[str] | typing.Mapping[str, Any] = (),
+    environ: typing.Mapping[str, str] | None = None,
+) -> AppConfig:
+    """Load ``conf/base`` + ``conf/<env>`` (+ overrides) into a validated :class:`AppConfig`.
+
+    Args:
+        env: Environment name, one of :data:`ENVIRONMENTS` or any folder under ``conf/``.
+        conf_dir: Folder holding ``base/`` and the overlays; defaults to :func:`default_conf_dir`.
+        overrides: ``key.path=value`` strings (values parsed as YAML) or a mapping of the same.
+        environ: Variables for ``${...}`` interpolation; defaults to ``os.environ``.
+    """
+    root = Path(conf_dir) if conf_dir else default_conf_dir()
+    if not (root / "base").is_dir():
+        raise ConfigError(f"config folder {root}/base not found (set --config or DECISIONLAKE_CONF)")
+    if not (root / env).is_dir():
+        available = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "base")
+        raise ConfigError(f"env: unknown environment {env!r} (available: {', '.join(available)})")
+
+    merged: dict[str, Any] = {}
+    for layer in _layers(root, env, seen=()):
+        merged = _deep_merge(merged, layer)
+    for key, value in _parse_overrides(overrides).items():
+        _set_path(merged, key, value)
+    merged["env"] = env
+
+    variables = dict(os.environ if environ is None else environ)
+    variables.setdefault("PROJECT_ROOT", str(root.resolve().parent))
+    variables.setdefault("DL_DATA_DIR", str(Path(variables["PROJECT_ROOT"]) / "data"))
+    resolved = _interpolate(merged, variables, path="")
+    return _build(AppConfig, resolved, path="")
+
+
+def _layers(root: Path, env: str, seen: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Base first, then inherited overlays, then the env's own files."""
+    if env in seen:
+        raise ConfigError(f"inherit: cycle through {' -> '.join((*seen, env))}")
+    own = _read_folder(root / env)
+    parents = own.pop("inherit", [])
+    if isinstance(parents, str):
+        parents = [parents]
+    layers: list[dict[str, Any]] = [] if seen else [_read_folder(root / "base")]
+    for parent in parents:
+        if not (root / parent).is_dir():
+            raise ConfigError(f"inherit: environment {parent!r} (from {env}) not found")
+        layers.extend(_layers(root, parent, seen=(*seen, env)))
+    layers.append(own)
+    return layers
+
+
+def _read_folder(folder: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        with path.open(encoding="utf-8") as handle:
+            content = yaml.safe_load(handle) or {}
+        if not isinstance(content, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        merged = _deep_merge(merged, content)
+    return merged
+
+
+def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_overrides(
+    overrides: typing.Sequence[str] | typing.Mapping[str, Any],
+) -> dict[str, Any]:
+    if isinstance(overrides, typing.Mapping):
+        return dict(overrides)
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        parsed[key.strip()] = yaml.safe_load(raw) if raw else ""
+    return parsed
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    # Table names contain dots themselves, so "tables.bronze.clickstream" splits once.
+    head, _, rest = dotted.partition(".")
+    if head == "tables" and rest:
+        tree.setdefault("tables", {})[rest] = value
+        return
+    node = tree
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _interpolate(value: Any, variables: typing.Mapping[str, str], path: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, variables, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, variables, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in variables and variables[name] != "":
+            return variables[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set")
+
+    return _VAR.sub(replace, value)
+
+
+def _build(cls: Any, data: Any, path: str) -> Any:
+    """Build a dataclass from plain data, strictly."""
+    where = path or "<root>"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        prefix = f"{path}." if path else ""
+        raise ConfigError(
+            f"{prefix}{unknown[0]}: unknown key (allowed: {', '.join(sorted(fields))})"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, fld in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], sub)
+        elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{sub}: missing required value")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce(options[0], value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _coerce(args[1], v, f"{path}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+        return [_coerce(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    if tp is Any:
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp!r}")

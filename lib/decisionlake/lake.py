@@ -1,0 +1,106 @@
+"""The I/O layer: every read of the landing zone and every Delta write goes through here.
+
+Writes are idempotent by construction: insert-only MERGE on a key for event tables, and
+``replaceWhere`` on the run's slice for tables rebuilt per run date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+
+class LandingDataMissingError(RuntimeError):
+    """Raised when a run date has no input files."""
+
+
+def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
+    """Lines of every file under ``uri`` (``.gz`` decompressed) as ``value``, ``source_file``.
+
+    Bytes are kept as they are (invalid UTF-8 included), so validation can judge them.
+    """
+    try:
+        lines = spark.read.text(uri)
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
+            raise LandingDataMissingError(f"no input files at {uri}") from None
+        raise
+    return lines.select("value", F.col("_metadata.file_path").alias("source_file"))
+
+
+def read_delta(spark: SparkSession, uri: str) -> DataFrame:
+    """A Delta table by URI."""
+    return spark.read.format("delta").load(uri)
+
+
+def ensure_delta_table(
+    spark: SparkSession, uri: str, schema: T.StructType, partition_by: Sequence[str] = ()
+) -> DeltaTable:
+    """Create the Delta table at ``uri`` if it does not exist yet; return it."""
+    builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    return builder.execute()
+
+
+def last_operation_metrics(spark: SparkSession, uri: str) -> dict[str, Any]:
+    """Operation name, version and metrics of the latest commit of a Delta table."""
+    row = DeltaTable.forPath(spark, uri).history(1).select(
+        "version", "operation", "operationMetrics"
+    ).first()  # one row: the latest commit
+    if row is None:
+        return {}
+    metrics = {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if v.isdigit()}
+    return {"version": row["version"], "operation": row["operation"], **metrics}
+
+
+def merge_insert_new(
+    spark: SparkSession,
+    source: DataFrame,
+    uri: str,
+    *,
+    keys: Sequence[str],
+    schema: T.StructType,
+    partition_by: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Insert rows whose key is not in the table yet (insert-only MERGE); returns metrics.
+
+    Partition columns join the match condition so Delta prunes target files; they must be
+    functionally dependent on the key (an event's date never changes).
+    """
+    target = ensure_delta_table(spark, uri, schema, partition_by)
+    match_columns = [*partition_by, *[k for k in keys if k not in partition_by]]
+    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
+    (
+        target.alias("t")
+        .merge(source.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return last_operation_metrics(spark, uri)
+
+
+def replace_slice(
+    source: DataFrame,
+    uri: str,
+    *,
+    predicate: str,
+    schema: T.StructType,
+    partition_by: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``)."""
+    spark = source.sparkSession
+    ensure_delta_table(spark, uri, schema, partition_by)
+    (
+        source.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .save(uri)
+    )
+    return last_operation_metrics(spark, uri)

@@ -1,0 +1,123 @@
+"""The job contract: argument parsing, config, session, structured logs, exit codes.
+
+Every job is ``main(argv) -> int`` built on :func:`run_job`, usable from ``spark-submit
+jobs/<name>.py --env ENV --run-date YYYY-MM-DD [--set key=value ...]``, from ``decisionlake run``
+and from a notebook (``main([...])`` or ``run(JobContext)`` directly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from decisionlake.config import AppConfig, ConfigError, load_config
+from decisionlake.jars import MissingJarsError
+from decisionlake.logs import JobLogger
+
+JobBody = Callable[["JobContext"], dict[str, Any]]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class JobContext:
+    """What a job body receives: validated config, session, run identity and logger."""
+
+    cfg: AppConfig
+    spark: SparkSession
+    run_date: date
+    run_id: str
+    log: JobLogger
+    args: argparse.Namespace
+
+
+def _run_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--run-date {text!r}: expected YYYY-MM-DD") from None
+
+
+def job_parser(name: str, description: str | None = None) -> argparse.ArgumentParser:
+    """The common argument parser; jobs may add their own arguments to it."""
+    parser = argparse.ArgumentParser(prog=name, description=description)
+    parser.add_argument("--env", default="local", help="configuration environment (conf/<env>)")
+    parser.add_argument("--config", default=None, help="configuration folder (default: conf/)")
+    parser.add_argument("--run-date", required=True, type=_run_date, help="YYYY-MM-DD")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override one configuration value (repeatable)",
+    )
+    parser.add_argument("--run-id", default=None, help="defaults to a new UUID")
+    return parser
+
+
+class _ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _ArgumentError(message)
+
+
+def build_context(
+    name: str, args: argparse.Namespace, *, spark: SparkSession | None = None
+) -> JobContext:
+    """Load config and get the session for parsed job arguments."""
+    from decisionlake.spark import get_spark  # noqa: PLC0415 - keeps CLI help fast
+
+    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    run_id = args.run_id or uuid.uuid4().hex
+    log = JobLogger(name, run_id)
+    session = spark or get_spark(cfg, app_name=f"decisionlake-{name}")
+    return JobContext(cfg, session, args.run_date, run_id, log, args)
+
+
+def run_job(
+    name: str,
+    argv: Sequence[str] | None,
+    body: JobBody,
+    *,
+    parser: argparse.ArgumentParser | None = None,
+    spark: SparkSession | None = None,
+) -> int:
+    """Parse ``argv``, run ``body`` and translate the outcome into an exit code.
+
+    On failure the last line on stderr is a one-line reason; the JSON log has the details.
+    """
+    parser = parser or job_parser(name)
+    parser.__class__ = _Parser
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _ArgumentError as exc:
+        print(f"{name}: usage error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ctx = build_context(name, args, spark=spark)
+    except (ConfigError, MissingJarsError) as exc:
+        print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ctx.log.event("job_start", env=ctx.cfg.env, run_date=ctx.run_date.isoformat())
+    try:
+        summary = body(ctx)
+    except Exception as exc:  # noqa: BLE001 - the job boundary turns any failure into an exit code
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])
+        print(f"{name} failed: {type(exc).__name__}: {reason[:500]}", file=sys.stderr)
+        return EXIT_FAILED
+    ctx.log.event("job_succeeded", summary=summary)
+    return EXIT_OK
