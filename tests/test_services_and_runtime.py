@@ -1,0 +1,96 @@
+"""Local service stand-ins (real servers on loopback) and the runtime's clear failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+
+from decisionlake import services
+from decisionlake.config import load_config
+from decisionlake.jars import MissingJarsError, local_jars
+from decisionlake.logs import JobLogger
+from decisionlake.spark import session_conf
+
+pytestmark = pytest.mark.integration
+
+
+def _client(name: str, moto_server: services.MotoServer):  # noqa: ANN202
+    return boto3.client(name, endpoint_url=moto_server.endpoint, region_name="us-east-1")
+
+
+def test_moto_serves_s3_dynamodb_secrets_and_sns(moto_server: services.MotoServer) -> None:
+    buckets = {b["Name"] for b in _client("s3", moto_server).list_buckets()["Buckets"]}
+    assert set(services.BUCKETS) <= buckets
+    tables = _client("dynamodb", moto_server).list_tables()["TableNames"]
+    assert services.DELTA_LOG_TABLE in tables
+    secrets = _client("secretsmanager", moto_server)
+    secrets.create_secret(Name="t/warehouse", SecretString=json.dumps({"user": "u"}))
+    assert json.loads(secrets.get_secret_value(SecretId="t/warehouse")["SecretString"]) == {
+        "user": "u"
+    }
+    sns = _client("sns", moto_server)
+    arn = sns.create_topic(Name=services.SNS_TOPIC)["TopicArn"]
+    assert sns.publish(TopicArn=arn, Message="drift")["MessageId"]
+    # Provisioning again is a no-op, not an error.
+    assert moto_server.provision()["delta_log_table"] == services.DELTA_LOG_TABLE
+
+
+def test_embedded_postgres_accepts_tcp_connections(postgres: services.EmbeddedPostgres) -> None:
+    with psycopg2.connect(postgres.url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS t (id int primary key)")
+        cur.execute("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING")
+        cur.execute("SELECT count(*), current_database(), version() FROM t")
+        count, database, version = cur.fetchone()
+    assert (count, database) == (1, services.PG_DATABASE)
+    assert version.startswith("PostgreSQL")
+
+
+def test_mlflow_server_tracks_a_run(tmp_path: Path) -> None:
+    import mlflow
+
+    server = services.MlflowServer(tmp_path / "mlflow").start()
+    try:
+        client = mlflow.MlflowClient(tracking_uri=server.tracking_uri)
+        experiment = client.create_experiment("smoke")
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "auc", 0.75)
+        assert client.get_run(run.info.run_id).data.metrics == {"auc": 0.75}
+    finally:
+        server.stop()
+    assert server.proc is not None and server.proc.poll() is not None
+
+
+def test_missing_jars_error_names_the_setup_command(tmp_path: Path) -> None:
+    with pytest.raises(MissingJarsError, match=r"delta-spark_2\.13.*run `make jars`"):
+        local_jars(tmp_path)
+
+
+def test_local_session_conf_wires_delta_jars_and_s3a() -> None:
+    cfg = load_config("local-s3", environ={"DL_S3_ENDPOINT": "http://127.0.0.1:9"})
+    conf = session_conf(cfg, "x")
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert "delta-spark_2.13-4.2.0.jar" in conf["spark.jars"]
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+
+
+def test_emr_session_conf_adds_nothing_emr_provides() -> None:
+    conf = session_conf(load_config("prod", environ={}), "x")
+    assert not any(k.startswith(("spark.jars", "spark.hadoop.fs.s3a", "spark.master")) for k in conf)
+    assert "spark.sql.extensions" not in conf
+
+
+def test_stage_log_lines_carry_duration_and_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    log = JobLogger("job", "run-1")
+    with log.stage("read") as stage:
+        stage.add(rows_in=3)
+    with pytest.raises(ValueError), log.stage("write"):
+        raise ValueError("disk full")
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert [x["event"] for x in lines] == ["stage_start", "stage_end", "stage_start", "stage_failed"]
+    assert lines[1]["rows_in"] == 3 and lines[1]["duration_s"] >= 0
+    assert lines[3]["error"] == "ValueError: disk full"
