@@ -52,7 +52,9 @@ def make_config(env: str, root: Path, **overrides: object) -> AppConfig:
 
 
 @pytest.fixture(scope="session")
-def spark(moto_server: services.MotoServer, tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+def spark(
+    moto_server: services.MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> SparkSession:
     """The one Spark session of the test run; s3a points at the moto server."""
     cfg = make_config(
         "test", tmp_path_factory.mktemp("spark"), **{"storage.s3_endpoint": moto_server.endpoint}

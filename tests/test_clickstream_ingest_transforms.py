@@ -97,7 +97,9 @@ def test_rows_in_equals_accepted_plus_quarantined(spark: SparkSession) -> None:
 def test_valid_line_becomes_typed_bronze_row(spark: SparkSession) -> None:
     validated = validate_events(_raw(spark, [CASES[0][0]]), ingest_date=RUN_DATE, limits=LIMITS)
     fixed_time = F.lit(datetime(2026, 11, 25, 6, 0)).cast("timestamp")
-    actual = to_bronze_events(validated, ingest_date=RUN_DATE, run_id="run-1", ingested_at=fixed_time)
+    actual = to_bronze_events(
+        validated, ingest_date=RUN_DATE, run_id="run-1", ingested_at=fixed_time
+    )
     expected = spark.createDataFrame(
         [
             (
@@ -126,5 +128,7 @@ def test_dedupe_keeps_one_row_per_event_id(spark: SparkSession) -> None:
 
 @pytest.mark.parametrize("reason_free_line", [b'{"event_id": "x"}'])
 def test_first_missing_field_is_reported(spark: SparkSession, reason_free_line: bytes) -> None:
-    validated = validate_events(_raw(spark, [reason_free_line]), ingest_date=RUN_DATE, limits=LIMITS)
+    validated = validate_events(
+        _raw(spark, [reason_free_line]), ingest_date=RUN_DATE, limits=LIMITS
+    )
     assert validated.first()["reason"] == "MISSING_EVENT_TS"

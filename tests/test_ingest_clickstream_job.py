@@ -106,7 +106,9 @@ def test_replayed_file_adds_nothing(
     assert read_delta(spark, cfg.table_uri("bronze.clickstream")).count() == before
 
 
-def test_bronze_readable_by_independent_delta_reader(spark: SparkSession, local_lake: tuple) -> None:
+def test_bronze_readable_by_independent_delta_reader(
+    spark: SparkSession, local_lake: tuple
+) -> None:
     cfg, _, _ = local_lake
     uri = cfg.table_uri("bronze.clickstream")
     code = (

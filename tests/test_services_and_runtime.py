@@ -18,7 +18,7 @@ from decisionlake.spark import session_conf
 pytestmark = pytest.mark.integration
 
 
-def _client(name: str, moto_server: services.MotoServer):  # noqa: ANN202
+def _client(name: str, moto_server: services.MotoServer):
     return boto3.client(name, endpoint_url=moto_server.endpoint, region_name="us-east-1")
 
 
@@ -80,7 +80,9 @@ def test_local_session_conf_wires_delta_jars_and_s3a() -> None:
 
 def test_emr_session_conf_adds_nothing_emr_provides() -> None:
     conf = session_conf(load_config("prod", environ={}), "x")
-    assert not any(k.startswith(("spark.jars", "spark.hadoop.fs.s3a", "spark.master")) for k in conf)
+    assert not any(
+        k.startswith(("spark.jars", "spark.hadoop.fs.s3a", "spark.master")) for k in conf
+    )
     assert "spark.sql.extensions" not in conf
 
 
@@ -91,6 +93,11 @@ def test_stage_log_lines_carry_duration_and_figures(capsys: pytest.CaptureFixtur
     with pytest.raises(ValueError), log.stage("write"):
         raise ValueError("disk full")
     lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
-    assert [x["event"] for x in lines] == ["stage_start", "stage_end", "stage_start", "stage_failed"]
+    assert [x["event"] for x in lines] == [
+        "stage_start",
+        "stage_end",
+        "stage_start",
+        "stage_failed",
+    ]
     assert lines[1]["rows_in"] == 3 and lines[1]["duration_s"] >= 0
     assert lines[3]["error"] == "ValueError: disk full"

@@ -25,7 +25,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
-    from decisionlake.jobs import JOBS  # noqa: PLC0415
+    from decisionlake.jobs import JOBS
 
     if args.job not in JOBS:
         print(f"unknown job {args.job!r}; known: {', '.join(sorted(JOBS))}", file=sys.stderr)
@@ -34,8 +34,8 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from decisionlake.generate import build_spec, generate  # noqa: PLC0415
-    from decisionlake.spark import get_spark  # noqa: PLC0415
+    from decisionlake.generate import build_spec, generate
+    from decisionlake.spark import get_spark
 
     cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
     spec = build_spec(
@@ -47,7 +47,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_services(args: argparse.Namespace) -> int:
-    from decisionlake import services  # noqa: PLC0415
+    from decisionlake import services
 
     if args.action == "start":
         state = services.start_stack(with_mlflow=not args.no_mlflow)
@@ -61,7 +61,7 @@ def _cmd_services(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from decisionlake.demo import run_demo  # noqa: PLC0415
+    from decisionlake.demo import run_demo
 
     return run_demo(args)
 

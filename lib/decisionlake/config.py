@@ -162,7 +162,9 @@ def load_config(
     """
     root = Path(conf_dir) if conf_dir else default_conf_dir()
     if not (root / "base").is_dir():
-        raise ConfigError(f"config folder {root}/base not found (set --config or DECISIONLAKE_CONF)")
+        raise ConfigError(
+            f"config folder {root}/base not found (set --config or DECISIONLAKE_CONF)"
+        )
     if not (root / env).is_dir():
         available = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "base")
         raise ConfigError(f"env: unknown environment {env!r} (available: {', '.join(available)})")
@@ -251,7 +253,10 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _interpolate(value: Any, variables: typing.Mapping[str, str], path: str) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, variables, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        return {
+            k: _interpolate(v, variables, f"{path}.{k}" if path else str(k))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, variables, f"{path}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):

@@ -26,10 +26,12 @@ def run_demo(args: argparse.Namespace) -> int:
           f"PostgreSQL {env['DL_PG_URL']}, MLflow {env.get('MLFLOW_TRACKING_URI')}")  # fmt: skip
 
     cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
-    spec = build_spec(cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None)
+    spec = build_spec(
+        cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None
+    )
     job_args = job_parser("demo").parse_args(
         ["--env", args.env, "--run-date", args.run_date.isoformat(),
-         *sum((["--set", o] for o in args.overrides), [])]
+         *[part for o in args.overrides for part in ("--set", o)]]
     )  # fmt: skip
     if args.config:
         job_args.config = args.config
@@ -37,8 +39,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     gen = generate(ctx.spark, cfg, spec)
-    print(f"generated {spec.days} day(s) ending {args.run_date} for {spec.advisors} advisors "
-          f"({spec.visitors} visitors): {json.dumps(gen['rows'])} in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+    print(
+        f"generated {spec.days} day(s) ending {args.run_date} for {spec.advisors} advisors "
+        f"({spec.visitors} visitors): {json.dumps(gen['rows'])} "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
 
     results: list[dict[str, Any]] = []
     day = spec.start_date

@@ -7,7 +7,7 @@ from pathlib import Path
 
 SETUP_COMMAND = "make jars"
 
-# Jar name prefixes that must be present for local runs; versions are pinned in scripts/jars/pom.xml.
+# Jar name prefixes required for local runs; versions are pinned in scripts/jars/pom.xml.
 REQUIRED_JARS = (
     "delta-spark_2.13-",
     "delta-storage-",

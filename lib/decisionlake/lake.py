@@ -51,9 +51,12 @@ def ensure_delta_table(
 
 def last_operation_metrics(spark: SparkSession, uri: str) -> dict[str, Any]:
     """Operation name, version and metrics of the latest commit of a Delta table."""
-    row = DeltaTable.forPath(spark, uri).history(1).select(
-        "version", "operation", "operationMetrics"
-    ).first()  # one row: the latest commit
+    row = (
+        DeltaTable.forPath(spark, uri)
+        .history(1)
+        .select("version", "operation", "operationMetrics")
+        .first()
+    )  # one row: the latest commit
     if row is None:
         return {}
     metrics = {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if v.isdigit()}
@@ -103,10 +106,5 @@ def replace_slice(
     """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``)."""
     spark = source.sparkSession
     ensure_delta_table(spark, uri, schema, partition_by)
-    (
-        source.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .save(uri)
-    )
+    (source.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri))
     return last_operation_metrics(spark, uri)

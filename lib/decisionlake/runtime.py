@@ -78,7 +78,7 @@ def build_context(
     name: str, args: argparse.Namespace, *, spark: SparkSession | None = None
 ) -> JobContext:
     """Load config and get the session for parsed job arguments."""
-    from decisionlake.spark import get_spark  # noqa: PLC0415 - keeps CLI help fast
+    from decisionlake.spark import get_spark
 
     cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
     run_id = args.run_id or uuid.uuid4().hex
@@ -114,7 +114,7 @@ def run_job(
     ctx.log.event("job_start", env=ctx.cfg.env, run_date=ctx.run_date.isoformat())
     try:
         summary = body(ctx)
-    except Exception as exc:  # noqa: BLE001 - the job boundary turns any failure into an exit code
+    except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])
         print(f"{name} failed: {type(exc).__name__}: {reason[:500]}", file=sys.stderr)

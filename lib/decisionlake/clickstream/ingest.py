@@ -34,7 +34,12 @@ def epoch_ms_to_timestamp(col: Column) -> Column:
 
 
 def rejection_reason(
-    raw: Column, parsed: Column, ts_ms: Column, *, ingest_date: date, limits: ClickstreamIngestConfig
+    raw: Column,
+    parsed: Column,
+    ts_ms: Column,
+    *,
+    ingest_date: date,
+    limits: ClickstreamIngestConfig,
 ) -> Column:
     """The first rule a line breaks, as a reason code, or NULL for a valid line.
 
@@ -82,9 +87,7 @@ def validate_events(
 
     The output keeps the raw line beside the typed columns, so either side can be selected.
     """
-    parsed = F.from_json(
-        F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT_COLUMN}
-    )
+    parsed = F.from_json(F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT_COLUMN})
     ts_ms = F.col("_p.event_ts").try_cast("bigint")
     return (
         raw.withColumn("_p", F.when(F.is_valid_utf8("value"), parsed))
@@ -130,7 +133,7 @@ def to_bronze_events(
 def to_quarantine(
     validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
 ) -> DataFrame:
-    """Rejected lines with their reason and the exact raw bytes (schema :data:`QUARANTINE_SCHEMA`)."""
+    """Rejected lines with reason and exact raw bytes (schema :data:`QUARANTINE_SCHEMA`)."""
     columns = {
         "ingest_date": F.lit(ingest_date),
         "source_file": F.col("source_file"),

@@ -98,7 +98,7 @@ def advisor_profile(spec: GenSpec, index: int) -> dict[str, Any]:
         "region": tx.REGIONS[rng.integers(len(tx.REGIONS))],
         "aum_band": tx.AUM_BANDS[aum_idx],
         "email": f"{first}.{last}{index}@{domain}".lower(),
-        "phone": f"+1-{rng.integers(201, 989)}-{rng.integers(200, 999)}-{rng.integers(0, 9999):04d}",
+        "phone": _phone(rng),
         "created_at": (spec.start_date - timedelta(days=int(rng.integers(30, 3000)))).isoformat(),
         # latent traits, not written to the CRM file
         "_activity": float(rng.gamma(1.3, 0.55)),
@@ -106,6 +106,29 @@ def advisor_profile(spec: GenSpec, index: int) -> dict[str, Any]:
         "_aum_idx": aum_idx,
         "_devices": int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15])),
     }
+
+
+def _phone(rng: np.random.Generator) -> str:
+    area, exchange, line = rng.integers(201, 989), rng.integers(200, 999), rng.integers(0, 9999)
+    return f"+1-{area}-{exchange}-{line:04d}"
+
+
+def _ipv4(rng: np.random.Generator) -> str:
+    octets = (
+        rng.integers(11, 223),
+        rng.integers(0, 255),
+        rng.integers(0, 255),
+        rng.integers(1, 254),
+    )
+    return ".".join(str(o) for o in octets)
+
+
+def _account_number(rng: np.random.Generator) -> str:
+    return f"4{rng.integers(100, 999)}-{rng.integers(1000, 9999)}-{rng.integers(10, 99)}"
+
+
+def _uuid_from(digest: str) -> str:
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
 def email_sha256(email: str) -> str:
@@ -133,20 +156,14 @@ def simulate_visitor(spec: GenSpec, index: int) -> VisitorOutput:
         int(np.clip(rng.normal(0, 90_000), -280_000, 280_000)) if rng.random() < 0.15 else 0
         for _ in cookies
     ]
-    ips = [
-        f"{rng.integers(11, 223)}.{rng.integers(0, 255)}.{rng.integers(0, 255)}.{rng.integers(1, 254)}"
-        for _ in cookies
-    ]
+    ips = [_ipv4(rng) for _ in cookies]
     interests = profile["_interests"] if profile else rng.dirichlet(np.ones(len(tx.TOPICS)))
     activity = profile["_activity"] if profile else (0.25 if kind == "anonymous" else 0.0)
 
     daily: list[dict[str, Any]] = []
     for day_offset in range(spec.days):
         day = spec.start_date + timedelta(days=day_offset)
-        if kind == "bot":
-            n_sessions = int(rng.integers(1, 4))
-        else:
-            n_sessions = int(rng.poisson(activity))
+        n_sessions = int(rng.integers(1, 4)) if kind == "bot" else int(rng.poisson(activity))
         counters: dict[str, Any] = {"downloads": 0, "pings": 0, "fund_views": defaultdict(int)}
         starts = sorted(float(s) for s in _session_starts(rng, n_sessions))
         last_end = -1e9
@@ -238,7 +255,7 @@ def _session_events(
         ).hexdigest()
         events.append(
             {
-                "event_id": f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}",
+                "event_id": _uuid_from(digest),
                 "event_ts": day_ms + int(at * 1000),
                 "cookie_id": cookie,
                 "user_id": user_id,
@@ -267,7 +284,13 @@ def _session_events(
             user_id = profile["advisor_id"]
             emit("login", t + 2, f"{tx.SITE}/login", {})
         if view == 0 and rng.random() < 0.1:
-            emit("search", t + 3, url, page, search_query=tx.TOPICS[rng.integers(6)].replace("_", " "))
+            emit(
+                "search",
+                t + 3,
+                url,
+                page,
+                search_query=tx.TOPICS[rng.integers(6)].replace("_", " "),
+            )
         dwell = float(min(rng.exponential(55.0), 900.0))
         engaged = dwell * float(rng.uniform(0.4, 1.0))
         ping = 10.0
@@ -279,7 +302,8 @@ def _session_events(
             counters["fund_views"][page["fund_ticker"]] += 1
             topic_weight = float(interests[tx.TOPICS.index(page["topic"])])
             if rng.random() < 0.08 + 0.5 * topic_weight:
-                doc = f"{page['fund_ticker'].lower()}-{'factsheet' if rng.random() < 0.7 else 'prospectus'}"
+                kind_of_doc = "factsheet" if rng.random() < 0.7 else "prospectus"
+                doc = f"{page['fund_ticker'].lower()}-{kind_of_doc}"
                 emit("document_download", t + min(dwell, 8), url, page, document_id=doc)
                 counters["downloads"] += 1
         if rng.random() < 0.05:
@@ -288,7 +312,14 @@ def _session_events(
             emit("click", t + min(dwell, 4), url, page, target="cta")
         if rng.random() < 0.03:
             email = profile["email"] if profile else f"visitor{rng.integers(1e9)}@example.com"
-            emit("form_submit", t + dwell, url, page, form_id="contact", email_sha256=email_sha256(email))
+            emit(
+                "form_submit",
+                t + dwell,
+                url,
+                page,
+                form_id="contact",
+                email_sha256=email_sha256(email),
+            )
         t += dwell + float(rng.uniform(2, 25))
         current_referrer = url
     return events, t
@@ -310,7 +341,9 @@ def _encode(rng: np.random.Generator, spec: GenSpec, event: dict[str, Any]) -> t
     if bad_kind == "truncated_json":
         line = line[: len(line) // 2]
     elif bad_kind == "invalid_utf8":
-        line = line.replace(b"/funds", b"/f\xc3\x28unds", 1).replace(b"northwind", b"north\xffwind", 1)
+        line = line.replace(b"/funds", b"/f\xc3\x28unds", 1).replace(
+            b"northwind", b"north\xffwind", 1
+        )
     return line, bad_kind
 
 
@@ -343,7 +376,10 @@ def _notes_and_outcomes(
     intent = 0.0
     for n in range(n_notes):
         topic = tx.TOPICS[int(rng.choice(len(tx.TOPICS), p=interests))]
-        pieces = [f"Spoke with {profile['first_name']} {profile['last_name']}.", _NOTE_TOPIC_TEXT[topic] + "."]
+        pieces = [
+            f"Spoke with {profile['first_name']} {profile['last_name']}.",
+            _NOTE_TOPIC_TEXT[topic] + ".",
+        ]
         if rng.random() < 0.35:
             pieces.append("Very interested, asked for a follow-up meeting and proposal.")
             intent += 1.0
@@ -352,7 +388,7 @@ def _notes_and_outcomes(
         if rng.random() < 0.4:
             pieces.append(f"Best to reach them at {profile['phone']} or {profile['email']}.")
         if rng.random() < 0.15:
-            pieces.append(f"Client account 4{rng.integers(100, 999)}-{rng.integers(1000, 9999)}-{rng.integers(10, 99)} discussed.")
+            pieces.append(f"Client account {_account_number(rng)} discussed.")
         channel = ("call", "email", "meeting")[int(rng.choice(3, p=[0.5, 0.35, 0.15]))]
         created = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
             seconds=float(np.clip(rng.normal(15 * 3600, 2.5 * 3600), 0, 86_399))

@@ -90,7 +90,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "duplicates_in_batch": valid_rows - valid_ids,
         "inserted": inserted,
         "already_present": valid_ids - inserted,
-        "tables": {"bronze.clickstream": bronze_uri, "bronze.clickstream_quarantine": quarantine_uri},
+        "tables": {
+            "bronze.clickstream": bronze_uri,
+            "bronze.clickstream_quarantine": quarantine_uri,
+        },
     }
     check_accounting(summary, quarantine_rows_written=q_metrics.get("numOutputRows", 0))
     return summary
