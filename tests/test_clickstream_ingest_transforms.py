@@ -12,13 +12,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.clickstream.contract import BRONZE_SCHEMA
-from decisionlake.clickstream.ingest import (
-    dedupe_events,
-    to_bronze_events,
-    to_quarantine,
-    validate_events,
-)
+from decisionlake.clickstream.ingest import to_bronze_events, validate_events
 from decisionlake.config import ClickstreamIngestConfig
+from decisionlake.ingest import dedupe_on, to_quarantine
 
 RUN_DATE = date(2026, 11, 24)
 LIMITS = ClickstreamIngestConfig(max_line_bytes=2_000)
@@ -121,7 +117,7 @@ def test_dedupe_keeps_one_row_per_event_id(spark: SparkSession) -> None:
         ingest_date=RUN_DATE,
         run_id="r",
     )
-    deduped = events.transform(dedupe_events)
+    deduped = events.transform(dedupe_on, key="event_id", order_by=("event_ts", "source_file"))
     assert sorted(r["event_id"] for r in deduped.collect()) == ["e-1", "e-2"]
     assert deduped.where("event_id = 'e-1'").first()["source_file"] == "file-0"
 

@@ -55,15 +55,3 @@ BRONZE_SCHEMA = T.StructType(
         T.StructField("run_id", T.StringType(), False),
     ]
 )
-
-QUARANTINE_SCHEMA = T.StructType(
-    [
-        T.StructField("ingest_date", T.DateType(), False),
-        T.StructField("source_file", T.StringType(), False),
-        T.StructField("reason", T.StringType(), False),
-        T.StructField("raw_line", T.StringType()),
-        T.StructField("raw_bytes", T.BinaryType()),
-        T.StructField("ingested_at", T.TimestampType(), False),
-        T.StructField("run_id", T.StringType(), False),
-    ]
-)

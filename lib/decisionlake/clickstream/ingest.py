@@ -6,18 +6,16 @@ from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from decisionlake.clickstream.contract import (
     BRONZE_SCHEMA,
     CORRUPT_COLUMN,
     PAGE_SCHEMA,
     PROPERTIES_SCHEMA,
-    QUARANTINE_SCHEMA,
     RAW_SCHEMA,
     REQUIRED_FIELDS,
 )
-from decisionlake.config import ClickstreamIngestConfig
+from decisionlake.config import AppConfig, ClickstreamIngestConfig
 
 
 def _is_blank(col: Column) -> Column:
@@ -81,12 +79,18 @@ def _epoch_ms(day: date) -> int:
 
 
 def validate_events(
-    raw: DataFrame, *, ingest_date: date, limits: ClickstreamIngestConfig
+    raw: DataFrame,
+    *,
+    ingest_date: date,
+    cfg: AppConfig | None = None,
+    limits: ClickstreamIngestConfig | None = None,
 ) -> DataFrame:
     """Parse raw lines (``value``, ``source_file``) and attach ``reason`` (NULL when valid).
 
-    The output keeps the raw line beside the typed columns, so either side can be selected.
+    The output keeps the raw line beside the typed columns (``_p``), plus ``_key`` (the event
+    id of valid lines), so either side can be selected.
     """
+    limits = limits or (cfg.ingest.clickstream if cfg else ClickstreamIngestConfig())
     parsed = F.from_json(F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT_COLUMN})
     ts_ms = F.col("_p.event_ts").try_cast("bigint")
     return (
@@ -98,6 +102,7 @@ def validate_events(
             ),
         )
         .withColumn("_ts_ms", ts_ms)
+        .withColumn("_key", F.when(F.col("reason").isNull(), F.trim(F.col("_p.event_id"))))
     )
 
 
@@ -127,32 +132,4 @@ def to_bronze_events(
     }
     return validated.where(F.col("reason").isNull()).select(
         *[columns[f.name].cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA.fields]
-    )
-
-
-def to_quarantine(
-    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
-) -> DataFrame:
-    """Rejected lines with reason and exact raw bytes (schema :data:`QUARANTINE_SCHEMA`)."""
-    columns = {
-        "ingest_date": F.lit(ingest_date),
-        "source_file": F.col("source_file"),
-        "reason": F.col("reason"),
-        "raw_line": F.make_valid_utf8("value"),
-        "raw_bytes": F.col("value").cast("binary"),
-        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
-        "run_id": F.lit(run_id),
-    }
-    return validated.where(F.col("reason").isNotNull()).select(
-        *[columns[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
-    )
-
-
-def dedupe_events(events: DataFrame) -> DataFrame:
-    """One row per ``event_id``: the earliest event time, then the first file, wins."""
-    first = Window.partitionBy("event_id").orderBy("event_ts", "source_file")
-    return (
-        events.withColumn("_rank", F.row_number().over(first))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
     )

@@ -1,0 +1,162 @@
+"""Line-oriented ingest shared by every raw source: validate, quarantine, dedupe, MERGE.
+
+A source supplies a :class:`LineIngestSpec`: how to validate raw lines (adding ``reason`` and
+``_key``) and how to shape valid ones into its bronze schema. The runner does the rest the same
+way for all: rejected lines replace the run date's slice of the quarantine table, valid lines are
+deduplicated on the key and inserted with an insert-only MERGE, and the accounting is checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.window import Window
+
+from decisionlake import lake
+from decisionlake.runtime import JobContext
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("ingest_date", T.DateType(), False),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("raw_line", T.StringType()),
+        T.StructField("raw_bytes", T.BinaryType()),
+        T.StructField("ingested_at", T.TimestampType(), False),
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+
+
+class AccountingError(RuntimeError):
+    """Raised when rows in != rows accepted + rows quarantined."""
+
+
+@dataclass(frozen=True)
+class LineIngestSpec:
+    """How one raw source becomes bronze."""
+
+    name: str
+    landing_dir: str
+    bronze_table: str
+    quarantine_table: str
+    bronze_schema: T.StructType
+    key: str
+    order_by: tuple[str, ...]
+    partition_by: tuple[str, ...]
+    validate: Callable[..., DataFrame]
+    to_bronze: Callable[..., DataFrame]
+
+
+def to_quarantine(
+    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
+) -> DataFrame:
+    """Rejected lines with reason and exact raw bytes (schema :data:`QUARANTINE_SCHEMA`)."""
+    columns = {
+        "ingest_date": F.lit(ingest_date),
+        "source_file": F.col("source_file"),
+        "reason": F.col("reason"),
+        "raw_line": F.make_valid_utf8("value"),
+        "raw_bytes": F.col("value").cast("binary"),
+        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
+        "run_id": F.lit(run_id),
+    }
+    return validated.where(F.col("reason").isNotNull()).select(
+        *[columns[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
+    )
+
+
+def dedupe_on(df: DataFrame, *, key: str, order_by: tuple[str, ...]) -> DataFrame:
+    """One row per ``key``; the first by ``order_by`` wins."""
+    first = Window.partitionBy(key).orderBy(*order_by)
+    return (
+        df.withColumn("_rank", F.row_number().over(first))
+        .where(F.col("_rank") == 1)
+        .drop("_rank")
+    )
+
+
+def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
+    """Ingest ``<landing>/<landing_dir>/date=<run-date>/``; returns the accounting summary."""
+    cfg, spark, log = ctx.cfg, ctx.spark, ctx.log
+    day = ctx.run_date.isoformat()
+    source = f"{cfg.paths.landing.rstrip('/')}/{spec.landing_dir}/date={day}"
+    bronze_uri = cfg.table_uri(spec.bronze_table)
+    quarantine_uri = cfg.table_uri(spec.quarantine_table)
+    ingested_at = F.current_timestamp()
+    shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
+
+    with log.stage("read_validate", source=source) as st:
+        validated = spec.validate(
+            lake.read_text_lines(spark, source), ingest_date=ctx.run_date, cfg=cfg
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        by_reason = {
+            (r["reason"] or "VALID"): (int(r["rows"]), int(r["keys"]))
+            for r in validated.groupBy("reason")
+            .agg(F.count("*").alias("rows"), F.count_distinct("_key").alias("keys"))
+            .collect()  # one row per reason code: bounded
+        }
+        lines_read = sum(rows for rows, _ in by_reason.values())
+        valid_rows, valid_keys = by_reason.pop("VALID", (0, 0))
+        quarantined = {reason: rows for reason, (rows, _) in sorted(by_reason.items())}
+        st.add(rows_in=lines_read, valid=valid_rows, quarantined=sum(quarantined.values()))
+
+    with log.stage("write_quarantine", table=quarantine_uri) as st:
+        q_metrics = lake.replace_slice(
+            to_quarantine(validated, **shaping),
+            quarantine_uri,
+            predicate=f"ingest_date = '{day}'",
+            schema=QUARANTINE_SCHEMA,
+            partition_by=["ingest_date"],
+        )
+        st.add(rows_written=q_metrics.get("numOutputRows", 0), version=q_metrics.get("version"))
+
+    with log.stage("merge_bronze", table=bronze_uri) as st:
+        rows = spec.to_bronze(validated, **shaping).transform(
+            dedupe_on, key=spec.key, order_by=spec.order_by
+        )
+        b_metrics = lake.merge_insert_new(
+            spark,
+            rows,
+            bronze_uri,
+            keys=[spec.key],
+            schema=spec.bronze_schema,
+            partition_by=list(spec.partition_by),
+        )
+        inserted = b_metrics.get("numTargetRowsInserted", 0)
+        st.add(unique_keys=valid_keys, inserted=inserted, version=b_metrics.get("version"))
+    validated.unpersist()
+
+    summary = {
+        "run_date": day,
+        "source": source,
+        "rows_in": lines_read,
+        "accepted": valid_rows,
+        "quarantined": sum(quarantined.values()),
+        "quarantined_by_reason": quarantined,
+        "duplicates_in_batch": valid_rows - valid_keys,
+        "inserted": inserted,
+        "already_present": valid_keys - inserted,
+        "tables": {spec.bronze_table: bronze_uri, spec.quarantine_table: quarantine_uri},
+    }
+    check_accounting(summary, quarantine_rows_written=q_metrics.get("numOutputRows", 0))
+    return summary
+
+
+def check_accounting(summary: dict[str, Any], *, quarantine_rows_written: int) -> None:
+    """Fail loudly if any line is unaccounted for."""
+    if summary["rows_in"] != summary["accepted"] + summary["quarantined"]:
+        raise AccountingError(f"rows in {summary['rows_in']} != accepted + quarantined: {summary}")
+    if quarantine_rows_written != summary["quarantined"]:
+        raise AccountingError(
+            f"quarantine wrote {quarantine_rows_written} rows, expected {summary['quarantined']}"
+        )
+    if summary["already_present"] < 0:
+        raise AccountingError(f"inserted more rows than were valid: {summary}")
