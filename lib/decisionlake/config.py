@@ -87,6 +87,65 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class BotRulesConfig:
+    """When a visitor-day is treated as automated traffic."""
+
+    crawler_pattern: str = (
+        r"(?i)(bot|crawler|spider|slurp|crawl|headless|python-requests|curl/|wget|scrapy)"
+    )
+    max_events_per_minute: int = 20
+    max_session_hours: float = 4.0
+    min_page_views_without_pings: int = 10
+
+
+@dataclass(frozen=True)
+class ReferrerRulesConfig:
+    """Host patterns (regular expressions) that classify referrers."""
+
+    internal_hosts: str = r"(^|\.)northwind-funds\.example$"
+    search_hosts: str = r"(^|\.)(google|bing|duckduckgo|yahoo|baidu|ecosia|yandex)\."
+    social_hosts: str = r"(^|\.)(linkedin|facebook|twitter|x|t|instagram|youtube|reddit)\.(com|co)$"
+    email_hosts: str = r"(^|\.)(mail|outlook|webmail)\.|(^|\.)mail\."
+
+
+@dataclass(frozen=True)
+class ClickstreamConfig:
+    """Sessionization, engaged time, late data and bot filtering."""
+
+    session_timeout_minutes: int = 30
+    lookback_days: int = 3
+    heartbeat_seconds: int = 10
+    min_visit_seconds: int = 10
+    bots: BotRulesConfig = field(default_factory=BotRulesConfig)
+    referrers: ReferrerRulesConfig = field(default_factory=ReferrerRulesConfig)
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """Identity stitching."""
+
+    max_iterations: int = 30
+
+
+@dataclass(frozen=True)
+class Advisor360Config:
+    """Windows and the category lists that become columns of gold.advisor_360."""
+
+    windows_days: list[int] = field(default_factory=lambda: [7, 30, 90])
+    topics: list[str] = field(
+        default_factory=lambda: [
+            "esg", "retirement", "fixed_income", "equity_growth", "alternatives", "tax_planning"
+        ]
+    )  # fmt: skip
+    asset_classes: list[str] = field(
+        default_factory=lambda: ["equity", "fixed_income", "multi_asset", "alternatives"]
+    )
+    referrer_classes: list[str] = field(
+        default_factory=lambda: ["direct", "search", "social", "email", "internal", "other"]
+    )
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Defaults of the synthetic data generator."""
 
@@ -120,6 +179,9 @@ class AppConfig:
     spark: SparkConfig = field(default_factory=SparkConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    clickstream: ClickstreamConfig = field(default_factory=ClickstreamConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    advisor_360: Advisor360Config = field(default_factory=Advisor360Config)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)
 

@@ -73,6 +73,35 @@ def to_quarantine(
     )
 
 
+def line_rules(
+    raw: Column, parsed: Column, corrupt: str, *, max_line_bytes: int
+) -> list[tuple[Column, str]]:
+    """Rules every JSON-lines source applies first: size, encoding, emptiness, JSON syntax."""
+    return [
+        (F.octet_length(raw) > max_line_bytes, "OVERSIZED_LINE"),
+        (~F.is_valid_utf8(raw), "INVALID_UTF8"),
+        (raw.isNull() | (F.trim(raw) == ""), "EMPTY_LINE"),
+        (
+            parsed.isNull() | parsed[corrupt].isNotNull() | ~F.trim(raw).startswith("{"),
+            "MALFORMED_JSON",
+        ),
+    ]
+
+
+def first_failing(rules: list[tuple[Column, str]]) -> Column:
+    """The code of the first rule whose condition holds, else NULL."""
+    reason: Column = F.lit(None).cast("string")
+    for condition, code in reversed(rules):
+        reason = F.when(condition, F.lit(code)).otherwise(reason)
+    return reason
+
+
+def parse_json_lines(raw: DataFrame, schema: T.StructType, corrupt: str) -> DataFrame:
+    """Add ``_p``: the line parsed with ``schema`` (NULL for invalid UTF-8, never an error)."""
+    parsed = F.from_json(F.col("value"), schema, {"columnNameOfCorruptRecord": corrupt})
+    return raw.withColumn("_p", F.when(F.is_valid_utf8("value"), parsed))
+
+
 def dedupe_on(df: DataFrame, *, key: str, order_by: tuple[str, ...]) -> DataFrame:
     """One row per ``key``; the first by ``order_by`` wins."""
     first = Window.partitionBy(key).orderBy(*order_by)

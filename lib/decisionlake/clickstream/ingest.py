@@ -16,6 +16,7 @@ from decisionlake.clickstream.contract import (
     REQUIRED_FIELDS,
 )
 from decisionlake.config import AppConfig, ClickstreamIngestConfig
+from decisionlake.ingest import first_failing, line_rules, parse_json_lines
 
 
 def _is_blank(col: Column) -> Column:
@@ -46,15 +47,7 @@ def rejection_reason(
     earliest_ms = _epoch_ms(date.fromisoformat(limits.min_event_date))
     latest_ms = _epoch_ms(ingest_date + timedelta(days=1)) + limits.max_future_skew_minutes * 60_000
     oldest_allowed_ms = _epoch_ms(ingest_date - timedelta(days=limits.max_late_days))
-    rules: list[tuple[Column, str]] = [
-        (F.octet_length(raw) > limits.max_line_bytes, "OVERSIZED_LINE"),
-        (~F.is_valid_utf8(raw), "INVALID_UTF8"),
-        (_is_blank(raw), "EMPTY_LINE"),
-        (
-            parsed.isNull() | parsed[CORRUPT_COLUMN].isNotNull() | ~_is_json_object(raw),
-            "MALFORMED_JSON",
-        ),
-    ]
+    rules = line_rules(raw, parsed, CORRUPT_COLUMN, max_line_bytes=limits.max_line_bytes)
     rules += [(_is_blank(parsed[name]), f"MISSING_{name.upper()}") for name in REQUIRED_FIELDS]
     rules += [
         (ts_ms.isNull(), "BAD_TYPE_EVENT_TS"),
@@ -68,10 +61,7 @@ def rejection_reason(
         ((ts_ms < earliest_ms) | (ts_ms > latest_ms), "IMPOSSIBLE_TIMESTAMP"),
         (ts_ms < oldest_allowed_ms, "TOO_LATE"),
     ]
-    reason: Column = F.lit(None).cast("string")
-    for condition, code in reversed(rules):
-        reason = F.when(condition, F.lit(code)).otherwise(reason)
-    return reason
+    return first_failing(rules)
 
 
 def _epoch_ms(day: date) -> int:
