@@ -53,6 +53,9 @@ class LineIngestSpec:
     partition_by: tuple[str, ...]
     validate: Callable[..., DataFrame]
     to_bronze: Callable[..., DataFrame]
+    dated: bool = True
+    upsert_columns: tuple[str, ...] = ()
+    """Empty: insert-only (events). Else: update rows whose listed columns changed (dimensions)."""
 
 
 def to_quarantine(
@@ -106,9 +109,7 @@ def dedupe_on(df: DataFrame, *, key: str, order_by: tuple[str, ...]) -> DataFram
     """One row per ``key``; the first by ``order_by`` wins."""
     first = Window.partitionBy(key).orderBy(*order_by)
     return (
-        df.withColumn("_rank", F.row_number().over(first))
-        .where(F.col("_rank") == 1)
-        .drop("_rank")
+        df.withColumn("_rank", F.row_number().over(first)).where(F.col("_rank") == 1).drop("_rank")
     )
 
 
@@ -116,7 +117,9 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     """Ingest ``<landing>/<landing_dir>/date=<run-date>/``; returns the accounting summary."""
     cfg, spark, log = ctx.cfg, ctx.spark, ctx.log
     day = ctx.run_date.isoformat()
-    source = f"{cfg.paths.landing.rstrip('/')}/{spec.landing_dir}/date={day}"
+    source = f"{cfg.paths.landing.rstrip('/')}/{spec.landing_dir}"
+    if spec.dated:
+        source += f"/date={day}"
     bronze_uri = cfg.table_uri(spec.bronze_table)
     quarantine_uri = cfg.table_uri(spec.quarantine_table)
     ingested_at = F.current_timestamp()
@@ -158,9 +161,12 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             keys=[spec.key],
             schema=spec.bronze_schema,
             partition_by=list(spec.partition_by),
+            update_when_changed=list(spec.upsert_columns),
         )
         inserted = b_metrics.get("numTargetRowsInserted", 0)
-        st.add(unique_keys=valid_keys, inserted=inserted, version=b_metrics.get("version"))
+        updated = b_metrics.get("numTargetRowsUpdated", 0)
+        st.add(unique_keys=valid_keys, inserted=inserted, updated=updated,
+               version=b_metrics.get("version"))  # fmt: skip
     validated.unpersist()
 
     summary = {
@@ -172,6 +178,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         "quarantined_by_reason": quarantined,
         "duplicates_in_batch": valid_rows - valid_keys,
         "inserted": inserted,
+        "updated": updated,
         "already_present": valid_keys - inserted,
         "tables": {spec.bronze_table: bronze_uri, spec.quarantine_table: quarantine_uri},
     }

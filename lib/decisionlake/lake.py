@@ -71,28 +71,44 @@ def merge_insert_new(
     keys: Sequence[str],
     schema: T.StructType,
     partition_by: Sequence[str] = (),
+    update_when_changed: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Insert rows whose key is not in the table yet (insert-only MERGE); returns metrics.
+    """Insert rows whose key is not in the table yet; returns metrics.
 
     Partition columns join the match condition so Delta prunes target files; they must be
-    functionally dependent on the key (an event's date never changes).
+    functionally dependent on the key (an event's date never changes). With
+    ``update_when_changed``, matched rows whose listed columns differ are updated (a dimension
+    upsert); unchanged rows are left alone, so a rerun rewrites nothing.
     """
     target = ensure_delta_table(spark, uri, schema, partition_by)
     match_columns = [*partition_by, *[k for k in keys if k not in partition_by]]
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
     before = _current_version(target)
-    result = (
-        target.alias("t").merge(source.alias("s"), condition).whenNotMatchedInsertAll().execute()
-    )
-    counts = result.first()  # MERGE returns one row of counts
+    merge = target.alias("t").merge(source.alias("s"), condition)
+    if update_when_changed:
+        changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
+        merge = merge.whenMatchedUpdateAll(condition=changed)
+    counts = merge.whenNotMatchedInsertAll().execute().first()  # one row of counts
     metrics = last_operation_metrics(spark, uri) if _current_version(target) != before else {}
     metrics["numTargetRowsInserted"] = int(counts["num_inserted_rows"]) if counts else 0
+    metrics["numTargetRowsUpdated"] = int(counts["num_updated_rows"]) if counts else 0
     return metrics
 
 
 def _current_version(table: DeltaTable) -> int:
     row = table.history(1).select("version").first()
     return int(row["version"]) if row else -1
+
+
+def overwrite_table(
+    source: DataFrame, uri: str, *, partition_by: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Replace a whole (small, derived) table atomically; earlier versions stay readable."""
+    writer = source.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(uri)
+    return last_operation_metrics(source.sparkSession, uri)
 
 
 def replace_slice(

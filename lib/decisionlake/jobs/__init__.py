@@ -2,4 +2,6 @@
 
 JOBS: dict[str, str] = {
     "ingest_clickstream": "decisionlake.jobs.ingest_clickstream",
+    "ingest_ga4": "decisionlake.jobs.ingest_ga4",
+    "ingest_crm": "decisionlake.jobs.ingest_crm",
 }
