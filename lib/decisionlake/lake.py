@@ -39,14 +39,72 @@ def read_delta(spark: SparkSession, uri: str) -> DataFrame:
     return spark.read.format("delta").load(uri)
 
 
+def delta_table_exists(spark: SparkSession, uri: str) -> bool:
+    """Whether ``uri`` holds a Delta table."""
+    return bool(DeltaTable.isDeltaTable(spark, uri))
+
+
 def ensure_delta_table(
-    spark: SparkSession, uri: str, schema: T.StructType, partition_by: Sequence[str] = ()
+    spark: SparkSession,
+    uri: str,
+    schema: T.StructType,
+    partition_by: Sequence[str] = (),
+    properties: dict[str, str] | None = None,
 ) -> DeltaTable:
     """Create the Delta table at ``uri`` if it does not exist yet; return it."""
     builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(schema)
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
+    for key, value in (properties or {}).items():
+        builder = builder.property(key, value)
     return builder.execute()
+
+
+# Updates and deletes mark rows in deletion vectors instead of rewriting whole files.
+INCREMENTAL_TABLE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
+
+
+def merge_window(
+    source: DataFrame,
+    uri: str,
+    *,
+    key: str,
+    window: str,
+    partition_by: Sequence[str] = (),
+    compare_columns: Sequence[str],
+) -> dict[str, Any]:
+    """Make the table's rows inside ``window`` equal ``source``, touching only what changed.
+
+    ``window`` is a SQL predicate on the target's columns (alias ``t``) delimiting the slice the
+    run recomputed. Rows of ``source`` are inserted when new and updated when a compared column
+    differs; rows inside the window that ``source`` no longer has are deleted. Rows outside the
+    window, and unchanged rows inside it, are not rewritten.
+    """
+    spark = source.sparkSession
+    target = ensure_delta_table(
+        spark, uri, source.schema, partition_by, INCREMENTAL_TABLE_PROPERTIES
+    )
+    before = _current_version(target)
+    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in (*partition_by, key))
+    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compare_columns)
+    counts = (
+        target.alias("t")
+        .merge(source.alias("s"), condition)
+        .whenMatchedUpdateAll(condition=changed)
+        .whenNotMatchedInsertAll()
+        .whenNotMatchedBySourceDelete(condition=window)
+        .execute()
+        .first()
+    )
+    metrics = last_operation_metrics(spark, uri) if _current_version(target) != before else {}
+    metrics.update(
+        {
+            "numTargetRowsInserted": int(counts["num_inserted_rows"]) if counts else 0,
+            "numTargetRowsUpdated": int(counts["num_updated_rows"]) if counts else 0,
+            "numTargetRowsDeleted": int(counts["num_deleted_rows"]) if counts else 0,
+        }
+    )
+    return metrics
 
 
 def last_operation_metrics(spark: SparkSession, uri: str) -> dict[str, Any]:
@@ -116,11 +174,11 @@ def replace_slice(
     uri: str,
     *,
     predicate: str,
-    schema: T.StructType,
+    schema: T.StructType | None = None,
     partition_by: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``)."""
     spark = source.sparkSession
-    ensure_delta_table(spark, uri, schema, partition_by)
+    ensure_delta_table(spark, uri, schema or source.schema, partition_by)
     (source.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri))
     return last_operation_metrics(spark, uri)

@@ -1,0 +1,121 @@
+"""Canonical events -> silver.events columns: URL parts, referrer class, user agent, IP.
+
+All with built-in functions (regular expressions, ``try_parse_url``): no Python per row.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from decisionlake.config import ReferrerRulesConfig
+
+SILVER_EVENT_COLUMNS = (
+    "source", "event_id", "event_ts", "event_date", "visitor_id", "user_id", "event_type",
+    "url", "url_host", "url_path", "page_title", "utm_source", "utm_medium", "utm_campaign",
+    "referrer", "referrer_host", "referrer_class", "user_agent", "device_class", "browser", "os",
+    "ip_truncated", "fund_ticker", "asset_class", "topic", "source_session_id",
+    "engagement_msec", "properties", "ingest_date",
+)  # fmt: skip
+
+
+def url_host(url: Column) -> Column:
+    return F.lower(F.try_parse_url(url, F.lit("HOST")))
+
+
+def url_query_param(url: Column, key: str) -> Column:
+    return F.try_parse_url(url, F.lit("QUERY"), F.lit(key))
+
+
+def referrer_class(
+    referrer_host: Column, page_host: Column, utm_medium: Column, rules: ReferrerRulesConfig
+) -> Column:
+    """direct / internal / search / social / email / other (UTM medium email wins)."""
+    return (
+        F.when(F.lower(utm_medium) == "email", "email")
+        .when(referrer_host.isNull() | (referrer_host == ""), "direct")
+        .when(
+            (referrer_host == page_host) | referrer_host.rlike(rules.internal_hosts), "internal"
+        )
+        .when(referrer_host.rlike(rules.search_hosts), "search")
+        .when(referrer_host.rlike(rules.social_hosts), "social")
+        .when(referrer_host.rlike(rules.email_hosts), "email")
+        .otherwise("other")
+    )
+
+
+def device_class(user_agent: Column, crawler_pattern: str) -> Column:
+    return (
+        F.when(user_agent.isNull(), None)
+        .when(user_agent.rlike(crawler_pattern), "bot")
+        .when(user_agent.rlike(r"(?i)ipad|tablet|kindle|silk"), "tablet")
+        .when(user_agent.rlike(r"(?i)mobi|iphone|ipod|android"), "mobile")
+        .otherwise("desktop")
+    )
+
+
+def browser(user_agent: Column) -> Column:
+    return (
+        F.when(user_agent.isNull(), None)
+        .when(user_agent.rlike(r"Edg(e|A|iOS)?/"), "Edge")
+        .when(user_agent.rlike(r"(OPR|Opera)/"), "Opera")
+        .when(user_agent.rlike(r"Firefox/|FxiOS/"), "Firefox")
+        .when(user_agent.rlike(r"Chrome/|CriOS/"), "Chrome")
+        .when(user_agent.rlike(r"Version/[\d.]+.*Safari/"), "Safari")
+        .otherwise("Other")
+    )
+
+
+def operating_system(user_agent: Column) -> Column:
+    return (
+        F.when(user_agent.isNull(), None)
+        .when(user_agent.rlike(r"iPhone|iPad|iPod"), "iOS")
+        .when(user_agent.rlike(r"Android"), "Android")
+        .when(user_agent.rlike(r"Windows NT"), "Windows")
+        .when(user_agent.rlike(r"Mac OS X"), "macOS")
+        .when(user_agent.rlike(r"CrOS"), "ChromeOS")
+        .when(user_agent.rlike(r"Linux"), "Linux")
+        .otherwise("Other")
+    )
+
+
+def truncate_ip(ip: Column) -> Column:
+    """IPv4 keeps /24 (last octet zeroed); IPv6 keeps the first three groups (/48)."""
+    return (
+        F.when(ip.rlike(r"^\d{1,3}(\.\d{1,3}){3}$"), F.regexp_replace(ip, r"\.\d{1,3}$", ".0"))
+        .when(
+            ip.contains(":"),
+            F.concat(F.array_join(F.slice(F.split(ip, ":"), 1, 3), ":"), F.lit("::")),
+        )
+        .otherwise(None)
+    )
+
+
+def enrich_events(
+    canonical: DataFrame, *, referrer_rules: ReferrerRulesConfig, crawler_pattern: str
+) -> DataFrame:
+    """Derive the silver.events columns from canonical events."""
+    host = url_host(F.col("url"))
+    ref_host = url_host(F.col("referrer"))
+    utm_medium = F.coalesce(url_query_param(F.col("url"), "utm_medium"), F.col("utm_medium_hint"))
+    ua = F.col("user_agent")
+    return canonical.select(
+        *[c for c in canonical.columns if not c.endswith("_hint") and c != "ip"],
+        host.alias("url_host"),
+        F.try_parse_url(F.col("url"), F.lit("PATH")).alias("url_path"),
+        F.coalesce(url_query_param(F.col("url"), "utm_source"), F.col("utm_source_hint")).alias(
+            "utm_source"
+        ),
+        utm_medium.alias("utm_medium"),
+        F.coalesce(
+            url_query_param(F.col("url"), "utm_campaign"), F.col("utm_campaign_hint")
+        ).alias("utm_campaign"),
+        ref_host.alias("referrer_host"),
+        referrer_class(ref_host, host, utm_medium, referrer_rules).alias("referrer_class"),
+        F.coalesce(device_class(ua, crawler_pattern), F.col("device_class_hint")).alias(
+            "device_class"
+        ),
+        F.coalesce(browser(ua), F.col("browser_hint")).alias("browser"),
+        F.coalesce(operating_system(ua), F.col("os_hint")).alias("os"),
+        truncate_ip(F.col("ip")).alias("ip_truncated"),
+    ).select(*SILVER_EVENT_COLUMNS)

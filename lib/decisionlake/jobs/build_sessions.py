@@ -1,0 +1,146 @@
+"""build_sessions: bronze events of every source -> silver events, bots, sessions, page views.
+
+Each run recomputes the run date and ``clickstream.lookback_days`` before it (the window), with
+one more day read as context so sessions crossing into the window start where they really
+start. Events and bot events of the window are replaced (replaceWhere); sessions and page views
+are merged so that only sessions touched by late data change and untouched ones are not
+rewritten.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import reduce
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from decisionlake import lake
+from decisionlake.clickstream.adapters import discover
+from decisionlake.clickstream.bots import classify_bots
+from decisionlake.clickstream.enrich import enrich_events
+from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
+from decisionlake.runtime import JobContext, run_job
+
+NAME = "build_sessions"
+
+
+def read_canonical_events(ctx: JobContext, first_day: str, last_day: str) -> DataFrame | None:
+    """Canonical events of every adapter whose bronze table exists, for a date range."""
+    frames = []
+    for adapter in discover():
+        uri = ctx.cfg.table_uri(adapter.bronze_table)
+        if not lake.delta_table_exists(ctx.spark, uri):
+            ctx.log.event("source_skipped", source=adapter.source, reason=f"no table at {uri}")
+            continue
+        bronze = lake.read_delta(ctx.spark, uri).where(
+            F.col("event_date").between(first_day, last_day)
+        )
+        frames.append(adapter.to_canonical(bronze))
+    return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Rebuild the silver clickstream tables for the run's window."""
+    cfg, log = ctx.cfg, ctx.log
+    cs = cfg.clickstream
+    window_start = ctx.run_date - timedelta(days=cs.lookback_days)
+    context_start = window_start - timedelta(days=1)
+    first, last = window_start.isoformat(), ctx.run_date.isoformat()
+    in_window = F.col("event_date").between(first, last)
+
+    with log.stage("read_enrich_classify", window=[first, last]) as st:
+        canonical = read_canonical_events(ctx, context_start.isoformat(), last)
+        if canonical is None:
+            raise RuntimeError("no bronze event table exists yet: run the ingest jobs first")
+        events = (
+            canonical.transform(
+                enrich_events,
+                referrer_rules=cs.referrers,
+                crawler_pattern=cs.bots.crawler_pattern,
+            )
+            .transform(classify_bots, rules=cs.bots, timeout_minutes=cs.session_timeout_minutes)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        counts = {
+            (r["in_window"], r["is_bot"]): int(r["n"])
+            for r in events.groupBy(
+                in_window.alias("in_window"), F.col("bot_rule").isNotNull().alias("is_bot")
+            )
+            .agg(F.count("*").alias("n"))
+            .collect()  # at most four rows
+        }
+        st.add(
+            events_in_window=counts.get((True, False), 0) + counts.get((True, True), 0),
+            bot_events_in_window=counts.get((True, True), 0),
+            context_events=counts.get((False, False), 0) + counts.get((False, True), 0),
+        )
+
+    window_predicate = f"event_date >= '{first}' AND event_date <= '{last}'"
+    results: dict[str, Any] = {}
+    with log.stage("write_events") as st:
+        humans = events.where(F.col("bot_rule").isNull()).drop("bot_rule")
+        results["silver.events"] = lake.replace_slice(
+            humans.where(in_window), cfg.table_uri("silver.events"),
+            predicate=window_predicate, partition_by=["event_date"],
+        )  # fmt: skip
+        results["silver.bot_events"] = lake.replace_slice(
+            events.where(F.col("bot_rule").isNotNull() & in_window),
+            cfg.table_uri("silver.bot_events"),
+            predicate=window_predicate, partition_by=["event_date"],
+        )  # fmt: skip
+        st.add(
+            events_written=results["silver.events"].get("numOutputRows", 0),
+            bot_events_written=results["silver.bot_events"].get("numOutputRows", 0),
+        )
+
+    with log.stage("sessionize") as st:
+        sessionized = humans.transform(
+            assign_sessions, timeout_minutes=cs.session_timeout_minutes
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        page_views = build_page_views(
+            sessionized, heartbeat_seconds=cs.heartbeat_seconds,
+            min_visit_seconds=cs.min_visit_seconds,
+        )  # fmt: skip
+        sessions = build_sessions(sessionized, page_views)
+        session_window = f"t.session_date >= '{first}' AND t.session_date <= '{last}'"
+        keep = F.col("session_date").between(first, last)
+        results["silver.sessions"] = lake.merge_window(
+            sessions.where(keep), cfg.table_uri("silver.sessions"), key="session_id",
+            window=session_window, partition_by=["session_date"],
+            compare_columns=[c for c in sessions.columns if c != "session_id"],
+        )  # fmt: skip
+        results["silver.page_views"] = lake.merge_window(
+            page_views.where(keep), cfg.table_uri("silver.page_views"), key="page_view_id",
+            window=session_window, partition_by=["session_date"],
+            compare_columns=[c for c in page_views.columns if c != "page_view_id"],
+        )  # fmt: skip
+        for table in ("silver.sessions", "silver.page_views"):
+            m = results[table]
+            st.add(**{
+                f"{table.split('.')[1]}_{k}": m.get(f"numTargetRows{k.title()}", 0)
+                for k in ("inserted", "updated", "deleted")
+            })  # fmt: skip
+    sessionized.unpersist()
+    events.unpersist()
+    return {
+        "run_date": last,
+        "window": [first, last],
+        "events_in_window": counts.get((True, False), 0),
+        "bot_events_in_window": counts.get((True, True), 0),
+        "writes": results,
+        "tables": {name: cfg.table_uri(name) for name in results},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for spark-submit, ``decisionlake run`` and notebooks."""
+    return run_job(NAME, argv, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
