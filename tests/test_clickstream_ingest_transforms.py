@@ -26,12 +26,18 @@ TS_OK = int(datetime(2026, 11, 24, 1, tzinfo=UTC).timestamp() * 1000)
 
 def _event(**changes: object) -> dict:
     event = {
-        "event_id": "e-1", "event_ts": TS_OK, "cookie_id": "ck-1", "user_id": None,
-        "event_type": "page_view", "url": "https://x.example/funds/nwesx", "referrer": "",
-        "user_agent": "ua", "ip": "10.1.2.3",
+        "event_id": "e-1",
+        "event_ts": TS_OK,
+        "cookie_id": "ck-1",
+        "user_id": None,
+        "event_type": "page_view",
+        "url": "https://x.example/funds/nwesx",
+        "referrer": "",
+        "user_agent": "ua",
+        "ip": "10.1.2.3",
         "page": {"fund_ticker": "NWESX", "asset_class": "equity", "topic": "esg"},
         "properties": {"document_id": "nwesx-factsheet"},
-    }  # fmt: skip
+    }
     event.update(changes)
     return {k: v for k, v in event.items() if v != "<drop>"}
 
@@ -99,14 +105,26 @@ def test_valid_line_becomes_typed_bronze_row(spark: SparkSession) -> None:
     expected = spark.createDataFrame(
         [
             (
-                "e-1", datetime(2026, 11, 24, 1, 0), date(2026, 11, 24), "ck-1", None, "page_view",
-                "https://x.example/funds/nwesx", None, "ua", "10.1.2.3",
-                ("NWESX", "equity", "esg"), {"document_id": "nwesx-factsheet"},
-                "file-0", RUN_DATE, datetime(2026, 11, 25, 6, 0), "run-1",
+                "e-1",
+                datetime(2026, 11, 24, 1, 0),
+                date(2026, 11, 24),
+                "ck-1",
+                None,
+                "page_view",
+                "https://x.example/funds/nwesx",
+                None,
+                "ua",
+                "10.1.2.3",
+                ("NWESX", "equity", "esg"),
+                {"document_id": "nwesx-factsheet"},
+                "file-0",
+                RUN_DATE,
+                datetime(2026, 11, 25, 6, 0),
+                "run-1",
             )
         ],
         BRONZE_SCHEMA,
-    )  # fmt: skip
+    )
     assert_df_equality(actual, expected, ignore_nullable=True)
 
 

@@ -95,17 +95,30 @@ def test_catalog_schemes_per_environment() -> None:
 def test_tables_cli_prints_json_catalog() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "decisionlake.cli", "tables", "--env", "local", "--json"],
-        capture_output=True, text=True, check=True, cwd=REPO,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     catalog = json.loads(out.stdout)
     assert catalog == load_config("local").catalog()
 
 
 def test_tables_cli_config_error_is_one_line() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "decisionlake.cli", "tables", "--env", "local",
-         "--set", "spark.bogus=1"],
-        capture_output=True, text=True, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "decisionlake.cli",
+            "tables",
+            "--env",
+            "local",
+            "--set",
+            "spark.bogus=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("decisionlake: ConfigError: spark.bogus")

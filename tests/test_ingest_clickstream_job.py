@@ -24,11 +24,17 @@ END = date(2026, 11, 24)
 
 def _args(cfg: AppConfig, run_date: date, env: str) -> list[str]:
     return [
-        "--env", env, "--run-date", run_date.isoformat(),
-        "--set", f"paths.landing={cfg.paths.landing}",
-        "--set", f"paths.lake={cfg.paths.lake}",
-        "--set", f"paths.artifacts={cfg.paths.artifacts}",
-    ]  # fmt: skip
+        "--env",
+        env,
+        "--run-date",
+        run_date.isoformat(),
+        "--set",
+        f"paths.landing={cfg.paths.landing}",
+        "--set",
+        f"paths.lake={cfg.paths.lake}",
+        "--set",
+        f"paths.artifacts={cfg.paths.artifacts}",
+    ]
 
 
 def _last_summary(stderr: str) -> dict:
@@ -163,10 +169,16 @@ def test_ingest_on_s3a_against_moto(
 def test_spark_submit_entry_point(local_lake: tuple) -> None:
     cfg, _, _ = local_lake
     out = subprocess.run(
-        [str(REPO / "scripts" / "spark-submit"), str(REPO / "jobs" / "ingest_clickstream.py"),
-         *_args(cfg, END, "test")],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )  # fmt: skip
+        [
+            str(REPO / "scripts" / "spark-submit"),
+            str(REPO / "jobs" / "ingest_clickstream.py"),
+            *_args(cfg, END, "test"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     # spark-submit's PythonRunner merges the Python process's stderr into the driver's stdout.
     summary = _last_summary(out.stdout)

@@ -134,9 +134,14 @@ class Advisor360Config:
     windows_days: list[int] = field(default_factory=lambda: [7, 30, 90])
     topics: list[str] = field(
         default_factory=lambda: [
-            "esg", "retirement", "fixed_income", "equity_growth", "alternatives", "tax_planning"
+            "esg",
+            "retirement",
+            "fixed_income",
+            "equity_growth",
+            "alternatives",
+            "tax_planning",
         ]
-    )  # fmt: skip
+    )
     asset_classes: list[str] = field(
         default_factory=lambda: ["equity", "fixed_income", "multi_asset", "alternatives"]
     )

@@ -22,17 +22,24 @@ def run_demo(args: argparse.Namespace) -> int:
     state = services.start_stack(with_mlflow=True)
     services.apply_env(state)
     env = state["env"]
-    print(f"services: S3/DynamoDB/SecretsManager/SNS (moto) {env['DL_S3_ENDPOINT']}, "
-          f"PostgreSQL {env['DL_PG_URL']}, MLflow {env.get('MLFLOW_TRACKING_URI')}")  # fmt: skip
+    print(
+        f"services: S3/DynamoDB/SecretsManager/SNS (moto) {env['DL_S3_ENDPOINT']}, "
+        f"PostgreSQL {env['DL_PG_URL']}, MLflow {env.get('MLFLOW_TRACKING_URI')}"
+    )
 
     cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
     spec = build_spec(
         cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None
     )
     job_args = job_parser("demo").parse_args(
-        ["--env", args.env, "--run-date", args.run_date.isoformat(),
-         *[part for o in args.overrides for part in ("--set", o)]]
-    )  # fmt: skip
+        [
+            "--env",
+            args.env,
+            "--run-date",
+            args.run_date.isoformat(),
+            *[part for o in args.overrides for part in ("--set", o)],
+        ]
+    )
     if args.config:
         job_args.config = args.config
     ctx = build_context("ingest_clickstream", job_args)
@@ -57,14 +64,18 @@ def run_demo(args: argparse.Namespace) -> int:
 
     print("\ningest_clickstream")
     for s in results:
-        print(f"  {s['run_date']}: read {s['rows_in']}, accepted {s['accepted']} "
-              f"(new {s['inserted']}, duplicates {s['duplicates_in_batch']}, "
-              f"already present {s['already_present']}), quarantined {s['quarantined']} "
-              f"{s['quarantined_by_reason']} in {s['seconds']}s")  # fmt: skip
+        print(
+            f"  {s['run_date']}: read {s['rows_in']}, accepted {s['accepted']} "
+            f"(new {s['inserted']}, duplicates {s['duplicates_in_batch']}, "
+            f"already present {s['already_present']}), quarantined {s['quarantined']} "
+            f"{s['quarantined_by_reason']} in {s['seconds']}s"
+        )
     print("\ntables written")
     for name, uri in results[-1]["tables"].items():
         print(f"  {name:<32} {uri}")
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f}s "
-          "(services keep running: `make services-stop` ends them)")  # fmt: skip
+    print(
+        f"\ndemo finished in {time.perf_counter() - started:.1f}s "
+        "(services keep running: `make services-stop` ends them)"
+    )
     sys.stdout.flush()
     return 0

@@ -165,8 +165,12 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         )
         inserted = b_metrics.get("numTargetRowsInserted", 0)
         updated = b_metrics.get("numTargetRowsUpdated", 0)
-        st.add(unique_keys=valid_keys, inserted=inserted, updated=updated,
-               version=b_metrics.get("version"))  # fmt: skip
+        st.add(
+            unique_keys=valid_keys,
+            inserted=inserted,
+            updated=updated,
+            version=b_metrics.get("version"),
+        )
     validated.unpersist()
 
     summary = {

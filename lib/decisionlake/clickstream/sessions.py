@@ -6,7 +6,7 @@ Rules (the Snowplow web model's, made explicit):
   it starts on, whatever midnight it crosses;
 - session ids hash (source, visitor, start time, first event id): the same events always give
   the same id, however the data was partitioned or in which run it was computed;
-- a page view's engaged time is ``heartbeat × (distinct ping buckets − 1) + min_visit`` when it
+- a page view's engaged time is ``heartbeat * (distinct ping buckets - 1) + min_visit`` when it
   had pings (plus any engagement time the source measured itself, as GA4 does), capped by the
   time until the next page view or the end of the session.
 """
@@ -66,14 +66,14 @@ def build_page_views(
     running = in_session.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     is_view = F.col("event_type") == "page_view"
     attributed = (
-        sessionized.withColumn("page_view_id", F.last(F.when(is_view, F.col("event_id")), True).over(running))
+        sessionized.withColumn(
+            "page_view_id", F.last(F.when(is_view, F.col("event_id")), True).over(running)
+        )
         .withColumn("page_view_ts", F.last(F.when(is_view, F.col("event_ts")), True).over(running))
         .withColumn("_session_end", F.max("event_ts").over(Window.partitionBy("session_id")))
         .where(F.col("page_view_id").isNotNull())
-    )  # fmt: skip
-    bucket = F.floor(
-        _seconds_between(F.col("event_ts"), F.col("page_view_ts")) / heartbeat_seconds
     )
+    bucket = F.floor(_seconds_between(F.col("event_ts"), F.col("page_view_ts")) / heartbeat_seconds)
     own = F.col("event_id") == F.col("page_view_id")
     views = attributed.groupBy("session_id", "page_view_id").agg(
         F.max("source").alias("source"),
@@ -112,11 +112,26 @@ def build_page_views(
         .withColumn("is_exit", F.col("_next").isNull())
         .withColumn("page_view_date", F.to_date("page_view_ts"))
         .select(
-            "page_view_id", "session_id", "session_date", "source", "visitor_id", "user_id",
-            "page_view_ts", "page_view_date", "url", "url_path", "page_title", "fund_ticker",
-            "asset_class", "topic", "events", "ping_buckets", "engaged_s", "time_to_next_s",
+            "page_view_id",
+            "session_id",
+            "session_date",
+            "source",
+            "visitor_id",
+            "user_id",
+            "page_view_ts",
+            "page_view_date",
+            "url",
+            "url_path",
+            "page_title",
+            "fund_ticker",
+            "asset_class",
+            "topic",
+            "events",
+            "ping_buckets",
+            "engaged_s",
+            "time_to_next_s",
             "is_exit",
-        )  # fmt: skip
+        )
     )
 
 
@@ -155,9 +170,29 @@ def build_sessions(sessionized: DataFrame, page_views: DataFrame) -> DataFrame:
         .withColumn("duration_s", _seconds_between(F.col("session_end"), F.col("session_start")))
         .withColumn("converted", (F.col("downloads") > 0) | (F.col("form_submits") > 0))
         .select(
-            "session_id", "session_date", "source", "visitor_id", "user_id", "session_start",
-            "session_end", "duration_s", "events", "page_views", "engaged_s", "landing_page",
-            "exit_page", "utm_source", "utm_medium", "utm_campaign", "referrer_class",
-            "device_class", "browser", "os", "downloads", "form_submits", "logins", "converted",
-        )  # fmt: skip
+            "session_id",
+            "session_date",
+            "source",
+            "visitor_id",
+            "user_id",
+            "session_start",
+            "session_end",
+            "duration_s",
+            "events",
+            "page_views",
+            "engaged_s",
+            "landing_page",
+            "exit_page",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "referrer_class",
+            "device_class",
+            "browser",
+            "os",
+            "downloads",
+            "form_submits",
+            "logins",
+            "converted",
+        )
     )

@@ -66,9 +66,14 @@ def _write_chunk(
         path = f"{landing}/clickstream/date={day.isoformat()}/{part}.json.gz"
         write_bytes(path, gzip.compress(b"\n".join(lines[day]) + b"\n", 6), storage)
         manifest.append(
-            {"kind": "clickstream", "date": day.isoformat(), "path": path,
-             "rows": len(lines[day]), "stats": json.dumps(stats[day], sort_keys=True)}
-        )  # fmt: skip
+            {
+                "kind": "clickstream",
+                "date": day.isoformat(),
+                "path": path,
+                "rows": len(lines[day]),
+                "stats": json.dumps(stats[day], sort_keys=True),
+            }
+        )
     for kind, attr in (("crm_notes", "notes"), ("outcomes", "outcomes")):
         by_day: dict[date, list[dict[str, Any]]] = {}
         for out in outputs:
@@ -79,9 +84,14 @@ def _write_chunk(
             payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in by_day[day])
             write_bytes(path, payload.encode("utf-8"), storage)
             manifest.append(
-                {"kind": kind, "date": day.isoformat(), "path": path,
-                 "rows": len(by_day[day]), "stats": "{}"}
-            )  # fmt: skip
+                {
+                    "kind": kind,
+                    "date": day.isoformat(),
+                    "path": path,
+                    "rows": len(by_day[day]),
+                    "stats": "{}",
+                }
+            )
     advisors = [o.advisor for o in outputs if o.advisor]
     if advisors:
         path = f"{landing}/crm/advisors/{part}.json"

@@ -174,9 +174,18 @@ def simulate_visitor(spec: GenSpec, index: int) -> VisitorOutput:
             device = int(rng.integers(len(cookies)))
             late_days = int(rng.integers(1, 4)) if rng.random() < spec.late_rate else 0
             events, last_end = _session_events(
-                rng, spec, kind, profile, interests, start, day, counters,
-                cookie=cookies[device], ua=device_ua[device], ip=ips[device],
-            )  # fmt: skip
+                rng,
+                spec,
+                kind,
+                profile,
+                interests,
+                start,
+                day,
+                counters,
+                cookie=cookies[device],
+                ua=device_ua[device],
+                ip=ips[device],
+            )
             for event in events:
                 true_ts = event["event_ts"]
                 event["event_ts"] = true_ts + skew_ms[device]

@@ -4,4 +4,7 @@ JOBS: dict[str, str] = {
     "ingest_clickstream": "decisionlake.jobs.ingest_clickstream",
     "ingest_ga4": "decisionlake.jobs.ingest_ga4",
     "ingest_crm": "decisionlake.jobs.ingest_crm",
+    "build_sessions": "decisionlake.jobs.build_sessions",
+    "build_identity": "decisionlake.jobs.build_identity",
+    "build_advisor_360": "decisionlake.jobs.build_advisor_360",
 }

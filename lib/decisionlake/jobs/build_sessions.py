@@ -85,14 +85,17 @@ def run(ctx: JobContext) -> dict[str, Any]:
     with log.stage("write_events") as st:
         humans = events.where(F.col("bot_rule").isNull()).drop("bot_rule")
         results["silver.events"] = lake.replace_slice(
-            humans.where(in_window), cfg.table_uri("silver.events"),
-            predicate=window_predicate, partition_by=["event_date"],
-        )  # fmt: skip
+            humans.where(in_window),
+            cfg.table_uri("silver.events"),
+            predicate=window_predicate,
+            partition_by=["event_date"],
+        )
         results["silver.bot_events"] = lake.replace_slice(
             events.where(F.col("bot_rule").isNotNull() & in_window),
             cfg.table_uri("silver.bot_events"),
-            predicate=window_predicate, partition_by=["event_date"],
-        )  # fmt: skip
+            predicate=window_predicate,
+            partition_by=["event_date"],
+        )
         st.add(
             events_written=results["silver.events"].get("numOutputRows", 0),
             bot_events_written=results["silver.bot_events"].get("numOutputRows", 0),
@@ -103,28 +106,37 @@ def run(ctx: JobContext) -> dict[str, Any]:
             assign_sessions, timeout_minutes=cs.session_timeout_minutes
         ).persist(StorageLevel.MEMORY_AND_DISK)
         page_views = build_page_views(
-            sessionized, heartbeat_seconds=cs.heartbeat_seconds,
+            sessionized,
+            heartbeat_seconds=cs.heartbeat_seconds,
             min_visit_seconds=cs.min_visit_seconds,
-        )  # fmt: skip
+        )
         sessions = build_sessions(sessionized, page_views)
         session_window = f"t.session_date >= '{first}' AND t.session_date <= '{last}'"
         keep = F.col("session_date").between(first, last)
         results["silver.sessions"] = lake.merge_window(
-            sessions.where(keep), cfg.table_uri("silver.sessions"), key="session_id",
-            window=session_window, partition_by=["session_date"],
+            sessions.where(keep),
+            cfg.table_uri("silver.sessions"),
+            key="session_id",
+            window=session_window,
+            partition_by=["session_date"],
             compare_columns=[c for c in sessions.columns if c != "session_id"],
-        )  # fmt: skip
+        )
         results["silver.page_views"] = lake.merge_window(
-            page_views.where(keep), cfg.table_uri("silver.page_views"), key="page_view_id",
-            window=session_window, partition_by=["session_date"],
+            page_views.where(keep),
+            cfg.table_uri("silver.page_views"),
+            key="page_view_id",
+            window=session_window,
+            partition_by=["session_date"],
             compare_columns=[c for c in page_views.columns if c != "page_view_id"],
-        )  # fmt: skip
+        )
         for table in ("silver.sessions", "silver.page_views"):
             m = results[table]
-            st.add(**{
-                f"{table.split('.')[1]}_{k}": m.get(f"numTargetRows{k.title()}", 0)
-                for k in ("inserted", "updated", "deleted")
-            })  # fmt: skip
+            st.add(
+                **{
+                    f"{table.split('.')[1]}_{k}": m.get(f"numTargetRows{k.title()}", 0)
+                    for k in ("inserted", "updated", "deleted")
+                }
+            )
     sessionized.unpersist()
     events.unpersist()
     return {

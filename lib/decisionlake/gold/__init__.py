@@ -1,0 +1,1 @@
+"""Gold tables: business-facing, point-in-time views."""
