@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = with_env(sub.add_parser("demo", help="generate a day and run the pipeline on it"))
     demo.add_argument("--run-date", type=_iso_date, default=date(2026, 11, 24))
     demo.add_argument("--advisors", type=int, default=None)
-    demo.add_argument("--days", type=int, default=1)
+    demo.add_argument("--days", type=int, default=3)
     return parser
 
 

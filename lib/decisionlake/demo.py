@@ -1,4 +1,4 @@
-"""``make demo``: local services up, one synthetic day generated, the pipeline run on it."""
+"""``make demo``: local services up, synthetic data generated, the daily pipeline run on it."""
 
 from __future__ import annotations
 
@@ -6,13 +6,61 @@ import argparse
 import json
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
-from decisionlake import services
+from decisionlake import lake, services
 from decisionlake.config import load_config
 from decisionlake.generate import build_spec, generate
-from decisionlake.jobs import ingest_clickstream
-from decisionlake.runtime import build_context, job_parser
+from decisionlake.jobs import (
+    build_advisor_360,
+    build_identity,
+    build_sessions,
+    ingest_clickstream,
+    ingest_crm,
+)
+from decisionlake.logs import JobLogger
+from decisionlake.runtime import JobContext, build_context, job_parser
+
+# Per arrival day, then once for the run date: the order of the daily pipeline.
+DAILY_INGEST = (("ingest_clickstream", ingest_clickstream.run),)
+RUN_DATE_STEPS = (
+    ("ingest_crm", ingest_crm.run),
+    ("build_sessions", build_sessions.run),
+    ("build_identity", build_identity.run),
+    ("build_advisor_360", build_advisor_360.run),
+)
+
+
+def _one_line(name: str, summary: dict[str, Any]) -> str:
+    if "rows_in" in summary:
+        return (
+            f"read {summary['rows_in']}, accepted {summary['accepted']} (new {summary['inserted']}"
+            f", duplicates {summary['duplicates_in_batch']}, already present "
+            f"{summary['already_present']}), quarantined {summary['quarantined']} "
+            f"{summary['quarantined_by_reason'] or ''}"
+        )
+    if name == "build_sessions":
+        w = summary["writes"]
+        return (
+            f"window {summary['window'][0]}..{summary['window'][1]}: "
+            f"{summary['events_in_window']} human events, "
+            f"{summary['bot_events_in_window']} bot events; sessions +"
+            f"{w['silver.sessions']['numTargetRowsInserted']}/~"
+            f"{w['silver.sessions']['numTargetRowsUpdated']}/-"
+            f"{w['silver.sessions']['numTargetRowsDeleted']}"
+        )
+    if name == "build_identity":
+        return f"{summary['visitors_linked']} visitors linked {summary['by_resolution']}"
+    return f"{summary.get('rows')} rows, {summary.get('advisors_with_sessions_90d')} active"
+
+
+def _step(ctx: JobContext, name: str, body: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    summary = body(ctx)
+    seconds = time.perf_counter() - started
+    print(f"  {ctx.run_date} {name:<20} {seconds:5.1f}s  {_one_line(name, summary)}", flush=True)
+    return summary
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -32,49 +80,42 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None
     )
     job_args = job_parser("demo").parse_args(
-        [
-            "--env",
-            args.env,
-            "--run-date",
-            args.run_date.isoformat(),
-            *[part for o in args.overrides for part in ("--set", o)],
-        ]
+        ["--env", args.env, "--run-date", args.run_date.isoformat()]
+        + [part for o in args.overrides for part in ("--set", o)]
     )
-    if args.config:
-        job_args.config = args.config
-    ctx = build_context("ingest_clickstream", job_args)
+    job_args.config = args.config
+    ctx = build_context("demo", job_args)
+    log_path = services.state_dir() / "demo-log.jsonl"
+    ctx.log = JobLogger("demo", ctx.run_id, stream=log_path.open("a", encoding="utf-8"))
+    print(f"structured logs (JSON lines per stage): {log_path}")
 
     t0 = time.perf_counter()
     gen = generate(ctx.spark, cfg, spec)
     print(
         f"generated {spec.days} day(s) ending {args.run_date} for {spec.advisors} advisors "
         f"({spec.visitors} visitors): {json.dumps(gen['rows'])} "
-        f"in {time.perf_counter() - t0:.1f}s"
+        f"in {time.perf_counter() - t0:.1f}s\n\npipeline",
+        flush=True,
     )
-
-    results: list[dict[str, Any]] = []
+    pipeline_started = time.perf_counter()
     day = spec.start_date
     while day <= args.run_date:
         ctx.run_date = day
-        t0 = time.perf_counter()
-        summary = ingest_clickstream.run(ctx)
-        summary["seconds"] = round(time.perf_counter() - t0, 1)
-        results.append(summary)
-        day = day.fromordinal(day.toordinal() + 1)
+        for name, body in DAILY_INGEST:
+            _step(ctx, name, body)
+        day += timedelta(days=1)
+    ctx.run_date = args.run_date
+    for name, body in RUN_DATE_STEPS:
+        _step(ctx, name, body)
+    pipeline_seconds = time.perf_counter() - pipeline_started
 
-    print("\ningest_clickstream")
-    for s in results:
-        print(
-            f"  {s['run_date']}: read {s['rows_in']}, accepted {s['accepted']} "
-            f"(new {s['inserted']}, duplicates {s['duplicates_in_batch']}, "
-            f"already present {s['already_present']}), quarantined {s['quarantined']} "
-            f"{s['quarantined_by_reason']} in {s['seconds']}s"
-        )
-    print("\ntables written")
-    for name, uri in results[-1]["tables"].items():
-        print(f"  {name:<32} {uri}")
+    print("\ntables (rows)")
+    for name, uri in cfg.catalog().items():
+        if lake.delta_table_exists(ctx.spark, uri):
+            rows = lake.read_delta(ctx.spark, uri).count()
+            print(f"  {name:<32} {rows:>9}  {uri}")
     print(
-        f"\ndemo finished in {time.perf_counter() - started:.1f}s "
+        f"\npipeline {pipeline_seconds:.1f}s, demo {time.perf_counter() - started:.1f}s "
         "(services keep running: `make services-stop` ends them)"
     )
     sys.stdout.flush()

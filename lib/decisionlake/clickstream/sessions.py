@@ -25,15 +25,21 @@ def _seconds_between(later: Column, earlier: Column) -> Column:
 
 
 def assign_sessions(events: DataFrame, *, timeout_minutes: int) -> DataFrame:
-    """Add ``session_id``, ``session_start`` and ``session_date`` to each event."""
+    """Add ``session_id``, ``session_start`` and ``session_date`` to each event.
+
+    Repeated deliveries of an event (same ``event_id`` and time) are dropped.
+    """
     ordered = Window.partitionBy("source", "visitor_id").orderBy("event_ts", "event_id")
     running = ordered.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     previous = F.lag("event_ts").over(ordered)
     starts = previous.isNull() | (
         _seconds_between(F.col("event_ts"), previous) > timeout_minutes * 60
     )
+    # Copies of one event sort next to each other: drop them in the same sorted pass.
+    repeated = F.lag("event_id").over(ordered) == F.col("event_id")
     return (
-        events.withColumn("_starts", starts)
+        events.where(~F.coalesce(repeated, F.lit(False)))
+        .withColumn("_starts", starts)
         .withColumn(
             "session_start", F.last(F.when(F.col("_starts"), F.col("event_ts")), True).over(running)
         )
