@@ -38,7 +38,9 @@ def assign_sessions(events: DataFrame, *, timeout_minutes: int) -> DataFrame:
     # Copies of one event sort next to each other: drop them in the same sorted pass.
     repeated = F.lag("event_id").over(ordered) == F.col("event_id")
     return (
-        events.where(~F.coalesce(repeated, F.lit(False)))
+        events.withColumn("_repeated", F.coalesce(repeated, F.lit(False)))
+        .where(~F.col("_repeated"))
+        .drop("_repeated")
         .withColumn("_starts", starts)
         .withColumn(
             "session_start", F.last(F.when(F.col("_starts"), F.col("event_ts")), True).over(running)
