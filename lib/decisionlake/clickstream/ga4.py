@@ -169,7 +169,7 @@ def to_bronze_ga4(
 
 def ga4_param(params: Column, key: str) -> Column:
     """One event parameter's value as text, whichever typed slot holds it."""
-    value = F.filter(params, lambda p: p["key"] == key)[0]["value"]
+    value = F.get(F.filter(params, lambda p: p["key"] == key), 0)["value"]
     return F.coalesce(
         value["string_value"],
         value["int_value"].cast("string"),
