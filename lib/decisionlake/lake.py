@@ -153,6 +153,11 @@ def merge_insert_new(
     return metrics
 
 
+def table_version(spark: SparkSession, uri: str) -> int:
+    """The latest commit version of a Delta table."""
+    return _current_version(DeltaTable.forPath(spark, uri))
+
+
 def _current_version(table: DeltaTable) -> int:
     row = table.history(1).select("version").first()
     return int(row["version"]) if row else -1
