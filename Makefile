@@ -4,11 +4,12 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 JARS_STAMP := .cache/jars/.resolved
+DEMO_ENV ?= local
 
 .PHONY: demo test venv jars lint format services-start services-stop clean-data clean
 
 demo: venv jars
-	$(PY) -m decisionlake.cli demo --env local
+	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
 
 test: venv jars
 	$(VENV)/bin/ruff check lib jobs tests scripts

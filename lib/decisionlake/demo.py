@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from decisionlake import lake, services
+from decisionlake.checks import delta_rs_row_count
 from decisionlake.config import load_config
 from decisionlake.generate import build_spec, generate
 from decisionlake.jobs import (
@@ -55,10 +56,39 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
     return f"{summary.get('rows')} rows, {summary.get('advisors_with_sessions_90d')} active"
 
 
-def _step(ctx: JobContext, name: str, body: Any) -> dict[str, Any]:
+def _log_to_mlflow(
+    env: dict[str, str], args: argparse.Namespace, timings: dict[str, float], rows: dict[str, int]
+) -> str | None:
+    """Record the demo run (row counts, step timings) on the local MLflow server."""
+    uri = env.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        return None
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("decisionlake-demo")
+    experiment_id = (
+        experiment.experiment_id if experiment else client.create_experiment("decisionlake-demo")
+    )
+    run = client.create_run(experiment_id, run_name=f"demo-{args.run_date}")
+    run_id = run.info.run_id
+    client.log_param(run_id, "run_date", args.run_date.isoformat())
+    client.log_param(run_id, "env", args.env)
+    for key, value in {**{f"seconds_{k}": v for k, v in timings.items()},
+                       **{f"rows_{k}": v for k, v in rows.items()}}.items():  # fmt: skip
+        client.log_metric(run_id, key.replace(".", "_"), value)
+    client.set_terminated(run_id)
+    return f"{uri}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _step(
+    ctx: JobContext, name: str, body: Any, timings: dict[str, float] | None = None
+) -> dict[str, Any]:
     started = time.perf_counter()
     summary = body(ctx)
     seconds = time.perf_counter() - started
+    if timings is not None:
+        timings[name] = timings.get(name, 0.0) + seconds
     print(f"  {ctx.run_date} {name:<20} {seconds:5.1f}s  {_one_line(name, summary)}", flush=True)
     return summary
 
@@ -98,22 +128,32 @@ def run_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     pipeline_started = time.perf_counter()
+    timings: dict[str, float] = {}
     day = spec.start_date
     while day <= args.run_date:
         ctx.run_date = day
         for name, body in DAILY_INGEST:
-            _step(ctx, name, body)
+            _step(ctx, name, body, timings)
         day += timedelta(days=1)
     ctx.run_date = args.run_date
     for name, body in RUN_DATE_STEPS:
-        _step(ctx, name, body)
+        _step(ctx, name, body, timings)
     pipeline_seconds = time.perf_counter() - pipeline_started
 
     print("\ntables (rows)")
+    table_rows: dict[str, int] = {}
     for name, uri in cfg.catalog().items():
         if lake.delta_table_exists(ctx.spark, uri):
-            rows = lake.read_delta(ctx.spark, uri).count()
-            print(f"  {name:<32} {rows:>9}  {uri}")
+            table_rows[name] = lake.read_delta(ctx.spark, uri).count()
+            print(f"  {name:<32} {table_rows[name]:>9}  {uri}")
+    bronze = cfg.table_uri("bronze.clickstream")
+    independent = delta_rs_row_count(bronze, cfg.storage)
+    agrees = "agrees" if independent["rows"] == table_rows["bronze.clickstream"] else "DISAGREES"
+    print(
+        f"\nindependent reader (delta-rs) on bronze.clickstream: {independent['rows']} rows "
+        f"at version {independent['version']} ({agrees} with Spark)"
+    )
+    _log_to_mlflow(env, args, timings, table_rows)  # MLflow prints the run's address
     print(
         f"\npipeline {pipeline_seconds:.1f}s, demo {time.perf_counter() - started:.1f}s "
         "(services keep running: `make services-stop` ends them)"
