@@ -151,6 +151,36 @@ class Advisor360Config:
 
 
 @dataclass(frozen=True)
+class SentimentConfig:
+    """Word lists for sentiment with negation."""
+
+    positive: list[str] = field(default_factory=list)
+    negative: list[str] = field(default_factory=list)
+    negators: list[str] = field(default_factory=list)
+    negation_window: int = 3
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """CRM notes: ingest limits, the text pipeline and the finance lexicon."""
+
+    max_document_bytes: int = 200_000
+    lda_topics: int = 6
+    lda_max_iterations: int = 30
+    vocab_size: int = 3000
+    min_doc_freq: int = 2
+    top_terms: int = 10
+    seed: int = 7
+    windows_days: list[int] = field(default_factory=lambda: [30, 90])
+    domain_stop_words: list[str] = field(default_factory=list)
+    lexicon: dict[str, list[str]] = field(default_factory=dict)
+    sentiment: SentimentConfig = field(default_factory=SentimentConfig)
+    languages: dict[str, list[str]] = field(default_factory=dict)
+    refit: bool = False
+    model_version: str = ""
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Defaults of the synthetic data generator."""
 
@@ -187,6 +217,7 @@ class AppConfig:
     clickstream: ClickstreamConfig = field(default_factory=ClickstreamConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     advisor_360: Advisor360Config = field(default_factory=Advisor360Config)
+    text: TextConfig = field(default_factory=TextConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)
 

@@ -34,6 +34,16 @@ def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
     return lines.select("value", F.col("_metadata.file_path").alias("source_file"))
 
 
+def read_binary_files(spark: SparkSession, uri: str) -> DataFrame:
+    """Whole files under ``uri`` as ``path``, ``length``, ``content`` (bytes as stored)."""
+    try:
+        return spark.read.format("binaryFile").load(uri).select("path", "length", "content")
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
+            raise LandingDataMissingError(f"no input files at {uri}") from None
+        raise
+
+
 def read_delta(spark: SparkSession, uri: str) -> DataFrame:
     """A Delta table by URI."""
     return spark.read.format("delta").load(uri)

@@ -92,6 +92,15 @@ def _write_chunk(
                     "stats": "{}",
                 }
             )
+    for out in outputs:
+        for day, docs in out.files.items():
+            for name, payload in docs:
+                path = f"{landing}/crm_files/date={day.isoformat()}/{name}"
+                write_bytes(path, payload, storage)
+                manifest.append(
+                    {"kind": "crm_files", "date": day.isoformat(), "path": path, "rows": 1,
+                     "stats": "{}"}
+                )  # fmt: skip
     advisors = [o.advisor for o in outputs if o.advisor]
     if advisors:
         path = f"{landing}/crm/advisors/{part}.json"
@@ -110,7 +119,7 @@ def generate(spark: SparkSession, cfg: AppConfig, spec: GenSpec) -> dict[str, An
     last_arrival = spec.start_date + timedelta(days=spec.days + 4)
     day = spec.start_date
     while day <= last_arrival:
-        for kind in ("clickstream", "crm_notes", "outcomes"):
+        for kind in ("clickstream", "crm_notes", "crm_files", "outcomes"):
             delete_prefix(f"{landing}/{kind}/date={day.isoformat()}", storage)
         day += timedelta(days=1)
     delete_prefix(f"{landing}/crm/advisors", storage)

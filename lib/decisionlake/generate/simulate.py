@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from decisionlake.generate import documents
 from decisionlake.generate import taxonomy as tx
 
 MALFORMED_KINDS = (
@@ -66,6 +67,7 @@ class VisitorOutput:
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
     notes: dict[date, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    files: dict[date, list[tuple[str, bytes]]] = field(default_factory=lambda: defaultdict(list))
     outcomes: dict[date, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     advisor: dict[str, Any] | None = None
 
@@ -403,18 +405,34 @@ def _notes_and_outcomes(
             seconds=float(np.clip(rng.normal(15 * 3600, 2.5 * 3600), 0, 86_399))
         )
         by_email = channel == "email" and rng.random() < 0.5
-        out.notes[day].append(
-            {
-                "note_id": f"N-{spec.seed}-{profile['advisor_id']}-{day:%Y%m%d}-{n}",
-                "advisor_id": None if by_email else profile["advisor_id"],
-                "email": profile["email"] if by_email else None,
-                "author": tx.NOTE_AUTHORS[rng.integers(len(tx.NOTE_AUTHORS))],
-                "created_at": created.isoformat().replace("+00:00", "Z"),
-                "channel": channel,
-                "subject": f"{topic.replace('_', ' ').title()} follow-up",
-                "body": "\n".join(pieces),
-            }
+        # Rendering draws from its own generator, so documents never shift the other data.
+        doc_rng = np.random.default_rng(
+            [spec.seed, int(profile["advisor_id"][3:]), 3, day.toordinal(), n]
         )
+        pieces += documents.extra_pii(doc_rng)
+        if doc_rng.random() < 0.04:
+            pieces = [documents.FOREIGN_BODIES[int(doc_rng.integers(2))]]
+        note = {
+            "note_id": f"N-{spec.seed}-{profile['advisor_id']}-{day:%Y%m%d}-{n}",
+            "advisor_id": None if by_email else profile["advisor_id"],
+            "email": profile["email"] if by_email else None,
+            "author": tx.NOTE_AUTHORS[rng.integers(len(tx.NOTE_AUTHORS))],
+            "created_at": created.isoformat().replace("+00:00", "Z"),
+            "channel": channel,
+            "subject": f"{topic.replace('_', ' ').title()} follow-up",
+            "body": "\n".join(pieces),
+        }
+        delivery = doc_rng.random()
+        if channel == "email" and delivery < 0.6:
+            out.files[day].append(
+                (f"{note['note_id']}.eml", documents.render_eml(note, profile, doc_rng))
+            )
+        elif channel == "call" and delivery < 0.3:
+            out.files[day].append((f"{note['note_id']}.txt", documents.render_txt(note, doc_rng)))
+        else:
+            if doc_rng.random() < 0.02:
+                note["_damaged"] = True  # the writer truncates this line: a broken export
+            out.notes[day].append(note)
     profile.setdefault("_intent_history", []).append(intent)
 
     window = daily[-14:]

@@ -4,6 +4,7 @@ JOBS: dict[str, str] = {
     "ingest_clickstream": "decisionlake.jobs.ingest_clickstream",
     "ingest_ga4": "decisionlake.jobs.ingest_ga4",
     "ingest_crm": "decisionlake.jobs.ingest_crm",
+    "ingest_text": "decisionlake.jobs.ingest_text",
     "build_sessions": "decisionlake.jobs.build_sessions",
     "build_identity": "decisionlake.jobs.build_identity",
     "build_advisor_360": "decisionlake.jobs.build_advisor_360",

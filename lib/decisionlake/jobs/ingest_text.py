@@ -1,0 +1,144 @@
+"""ingest_text: CRM notes (JSON lines) and note/email files of one day -> bronze -> silver.
+
+- ``<landing>/crm_notes/date=D/*.json``: one note per line;
+- ``<landing>/crm_files/date=D/*.txt|*.eml``: call notes and emails, one document per file.
+
+Every line or file is accepted into ``bronze.crm_notes`` (original text, restricted) or
+quarantined with a reason; accepted notes are cleaned (HTML, quoted replies, signatures),
+redacted and linked to advisors in ``silver.crm_notes``. Idempotent on ``note_id``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from functools import reduce
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from decisionlake import lake
+from decisionlake.ingest import QUARANTINE_SCHEMA, check_accounting, dedupe_on, to_quarantine
+from decisionlake.runtime import JobContext, run_job
+from decisionlake.text.ingest import (
+    BRONZE_SCHEMA,
+    COMPARED_COLUMNS,
+    file_note_candidates,
+    json_note_candidates,
+    to_bronze_notes,
+    to_silver_notes,
+)
+
+NAME = "ingest_text"
+# pii_counts follows from text; maps cannot be compared in a MERGE condition.
+SILVER_COMPARED = ("advisor_id", "note_date", "channel", "author", "subject", "text")
+
+
+def read_candidates(ctx: JobContext) -> DataFrame:
+    """Candidates from every input kind present for the run date."""
+    landing = ctx.cfg.paths.landing.rstrip("/")
+    day = ctx.run_date.isoformat()
+    max_bytes = ctx.cfg.text.max_document_bytes
+    frames: list[DataFrame] = []
+    for reader, builder, folder in (
+        (lake.read_text_lines, json_note_candidates, "crm_notes"),
+        (lake.read_binary_files, file_note_candidates, "crm_files"),
+    ):
+        try:
+            frames.append(
+                builder(reader(ctx.spark, f"{landing}/{folder}/date={day}"), max_bytes=max_bytes)
+            )
+        except lake.LandingDataMissingError as exc:
+            ctx.log.event("input_missing", folder=folder, reason=str(exc))
+    if not frames:
+        raise lake.LandingDataMissingError(f"no notes or note files for {day} under {landing}")
+    return reduce(DataFrame.unionByName, frames)
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Ingest one day of notes; returns the accounting summary."""
+    cfg, spark, log = ctx.cfg, ctx.spark, ctx.log
+    crm_uri = cfg.table_uri("bronze.crm_advisors")
+    if not lake.delta_table_exists(spark, crm_uri):
+        raise RuntimeError(
+            f"no CRM table at {crm_uri}: run ingest_crm first (redaction needs the names it knows)"
+        )
+    shaping = {
+        "ingest_date": ctx.run_date,
+        "run_id": ctx.run_id,
+        "ingested_at": F.current_timestamp(),
+    }
+
+    with log.stage("read_validate") as st:
+        candidates = read_candidates(ctx).persist(StorageLevel.MEMORY_AND_DISK)
+        by_reason = {
+            (r["reason"] or "VALID"): (int(r["rows"]), int(r["keys"]))
+            for r in candidates.groupBy("reason")
+            .agg(F.count("*").alias("rows"), F.count_distinct("note_id").alias("keys"))
+            .collect()  # one row per reason: bounded
+        }
+        valid_rows, valid_keys = by_reason.pop("VALID", (0, 0))
+        quarantined = {k: rows for k, (rows, _) in sorted(by_reason.items())}
+        rows_in = valid_rows + sum(quarantined.values())
+        st.add(rows_in=rows_in, valid=valid_rows, quarantined=sum(quarantined.values()))
+
+    with log.stage("write_quarantine") as st:
+        q = lake.replace_slice(
+            to_quarantine(candidates, **shaping), cfg.table_uri("bronze.crm_notes_quarantine"),
+            predicate=f"ingest_date = '{ctx.run_date.isoformat()}'", schema=QUARANTINE_SCHEMA,
+            partition_by=["ingest_date"],
+        )  # fmt: skip
+        st.add(rows_written=q.get("numOutputRows", 0))
+
+    with log.stage("merge_bronze") as st:
+        notes = to_bronze_notes(candidates, **shaping).transform(
+            dedupe_on, key="note_id", order_by=("source_file",)
+        )
+        b = lake.merge_insert_new(
+            spark, notes, cfg.table_uri("bronze.crm_notes"), keys=["note_id"],
+            schema=BRONZE_SCHEMA, partition_by=["note_date"],
+            update_when_changed=COMPARED_COLUMNS,
+        )  # fmt: skip
+        st.add(inserted=b["numTargetRowsInserted"], updated=b["numTargetRowsUpdated"])
+
+    with log.stage("redact_silver") as st:
+        people = lake.read_delta(spark, crm_uri).select(
+            "advisor_id", "email", "first_name", "last_name"
+        )
+        silver = to_silver_notes(notes, people)
+        s = lake.merge_insert_new(
+            spark, silver, cfg.table_uri("silver.crm_notes"), keys=["note_id"],
+            schema=silver.schema, partition_by=["note_date"],
+            update_when_changed=SILVER_COMPARED,
+        )  # fmt: skip
+        st.add(inserted=s["numTargetRowsInserted"], updated=s["numTargetRowsUpdated"])
+    candidates.unpersist()
+
+    summary = {
+        "run_date": ctx.run_date.isoformat(),
+        "rows_in": rows_in,
+        "accepted": valid_rows,
+        "quarantined": sum(quarantined.values()),
+        "quarantined_by_reason": quarantined,
+        "duplicates_in_batch": valid_rows - valid_keys,
+        "inserted": b["numTargetRowsInserted"],
+        "updated": b["numTargetRowsUpdated"],
+        "already_present": valid_keys - b["numTargetRowsInserted"],
+        "silver_inserted": s["numTargetRowsInserted"],
+        "silver_updated": s["numTargetRowsUpdated"],
+        "tables": {name: cfg.table_uri(name) for name in
+                   ("bronze.crm_notes", "bronze.crm_notes_quarantine", "silver.crm_notes")},
+    }  # fmt: skip
+    check_accounting(summary, quarantine_rows_written=q.get("numOutputRows", 0))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for spark-submit, ``decisionlake run`` and notebooks."""
+    return run_job(NAME, argv, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

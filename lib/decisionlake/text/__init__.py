@@ -1,0 +1,1 @@
+"""CRM notes and emails: decoding, parsing, cleaning, PII redaction and text features."""

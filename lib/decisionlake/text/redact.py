@@ -1,0 +1,71 @@
+"""PII redaction with typed placeholders and per-type counts (built-in regular expressions).
+
+Applied in order, each on the output of the previous one, so a value is counted once:
+links with personal tokens, emails, SSN-like numbers, phone numbers (US and international),
+account-like numbers, then the names of the people the CRM knows for this note.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+PATTERNS: tuple[tuple[str, str], ...] = (
+    ("URL", r"https?://[^\s<>\"]*[?&](?:token|key|sig|signature|session|sid|auth|code|user|uid|email)=[^\s<>\"]*"),
+    ("EMAIL", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
+    ("SSN", r"\b\d{3}-\d{2}-\d{4}\b"),
+    ("PHONE", r"(?:\+1[-. ]?)?\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
+              r"|\+\d{1,3}(?:[ -]?\d{1,4}){2,5}\b"),
+    ("ACCOUNT", r"\b(?!\d{4}-\d{2}-\d{2}\b)\d(?:[ -]?\d){7,16}\b"),
+)  # fmt: skip
+
+
+def _name_pattern(first_name: Column, last_name: Column) -> Column:
+    """``(?i)\\b(First Last|First|Last)\\b`` for the note's known person (literal-quoted)."""
+
+    def quoted(c: Column) -> Column:
+        return F.concat(F.lit("\\Q"), c, F.lit("\\E"))
+
+    full = F.concat_ws(" ", first_name, last_name)
+    alternatives = F.concat_ws("|", quoted(full), quoted(first_name), quoted(last_name))
+    return F.when(
+        first_name.isNotNull() & last_name.isNotNull(),
+        F.concat(F.lit("(?i)\\b("), alternatives, F.lit(")\\b")),
+    )
+
+
+def with_redacted(
+    df: DataFrame,
+    *,
+    text: str,
+    first_name: str,
+    last_name: str,
+    out_text: str,
+    out_counts: str,
+) -> DataFrame:
+    """Add ``out_text`` (redacted) and ``out_counts`` (placeholder type -> count).
+
+    Each step is its own column so Spark evaluates every intermediate text once.
+    """
+    steps = [(kind, F.lit(pattern)) for kind, pattern in PATTERNS]
+    steps.append(("NAME", _name_pattern(F.col(first_name), F.col(last_name))))
+    current = F.coalesce(F.col(text), F.lit(""))
+    staged = df.withColumn("_redact_0", current)
+    for n, (kind, pattern) in enumerate(steps):
+        previous = F.col(f"_redact_{n}")
+        hits = F.coalesce(F.size(F.regexp_extract_all(previous, pattern, 0)), F.lit(0))
+        replaced = F.when(
+            pattern.isNotNull(), F.regexp_replace(previous, pattern, F.lit(f"<{kind}>"))
+        )
+        staged = staged.withColumn(f"_count_{kind}", hits.cast("int")).withColumn(
+            f"_redact_{n + 1}", F.coalesce(replaced, previous)
+        )
+    kinds = [kind for kind, _ in steps]
+    return staged.withColumns(
+        {
+            out_text: F.col(f"_redact_{len(steps)}"),
+            out_counts: F.map_from_arrays(
+                F.array(*[F.lit(k) for k in kinds]), F.array(*[F.col(f"_count_{k}") for k in kinds])
+            ),
+        }
+    ).drop(*[f"_redact_{n}" for n in range(len(steps) + 1)], *[f"_count_{k}" for k in kinds])
