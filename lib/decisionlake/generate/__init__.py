@@ -50,6 +50,12 @@ def build_spec(
     )
 
 
+def _json_line(row: dict[str, Any]) -> str:
+    clean = {k: v for k, v in row.items() if not k.startswith("_")}
+    line = json.dumps(clean, ensure_ascii=False)
+    return (line[: len(line) // 2] if row.get("_damaged") else line) + "\n"
+
+
 def _write_chunk(
     landing: str, storage: StorageConfig, part: str, outputs: list[VisitorOutput]
 ) -> list[dict[str, Any]]:
@@ -81,7 +87,8 @@ def _write_chunk(
                 by_day.setdefault(day, []).extend(rows)
         for day in sorted(by_day):
             path = f"{landing}/{kind}/date={day.isoformat()}/{part}.json"
-            payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in by_day[day])
+            payload = "".join(_json_line(r) for r in by_day[day])
+            damaged = sum(1 for r in by_day[day] if r.get("_damaged"))
             write_bytes(path, payload.encode("utf-8"), storage)
             manifest.append(
                 {
@@ -89,7 +96,7 @@ def _write_chunk(
                     "date": day.isoformat(),
                     "path": path,
                     "rows": len(by_day[day]),
-                    "stats": "{}",
+                    "stats": json.dumps({"malformed": damaged}),
                 }
             )
     for out in outputs:
@@ -98,9 +105,14 @@ def _write_chunk(
                 path = f"{landing}/crm_files/date={day.isoformat()}/{name}"
                 write_bytes(path, payload, storage)
                 manifest.append(
-                    {"kind": "crm_files", "date": day.isoformat(), "path": path, "rows": 1,
-                     "stats": "{}"}
-                )  # fmt: skip
+                    {
+                        "kind": "crm_files",
+                        "date": day.isoformat(),
+                        "path": path,
+                        "rows": 1,
+                        "stats": "{}",
+                    }
+                )
     advisors = [o.advisor for o in outputs if o.advisor]
     if advisors:
         path = f"{landing}/crm/advisors/{part}.json"
