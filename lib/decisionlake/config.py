@@ -19,7 +19,8 @@ from typing import Any, Literal
 import yaml
 
 ENVIRONMENTS = ("local", "local-s3", "test", "dev", "prod")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Innermost references first, so a default may itself hold one: ${A:-${B}/x}.
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
 
 
 class ConfigError(ValueError):
@@ -368,7 +369,12 @@ def _interpolate(value: Any, variables: typing.Mapping[str, str], path: str) -> 
             return default
         raise ConfigError(f"{path}: environment variable {name} is not set")
 
-    return _VAR.sub(replace, value)
+    for _ in range(5):
+        expanded = _VAR.sub(replace, value)
+        if expanded == value:
+            break
+        value = expanded
+    return value
 
 
 def _build(cls: Any, data: Any, path: str) -> Any:

@@ -7,5 +7,6 @@ JOBS: dict[str, str] = {
     "ingest_text": "decisionlake.jobs.ingest_text",
     "build_sessions": "decisionlake.jobs.build_sessions",
     "build_identity": "decisionlake.jobs.build_identity",
+    "build_text_features": "decisionlake.jobs.build_text_features",
     "build_advisor_360": "decisionlake.jobs.build_advisor_360",
 }

@@ -86,10 +86,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
     with log.stage("write_quarantine") as st:
         q = lake.replace_slice(
-            to_quarantine(candidates, **shaping), cfg.table_uri("bronze.crm_notes_quarantine"),
-            predicate=f"ingest_date = '{ctx.run_date.isoformat()}'", schema=QUARANTINE_SCHEMA,
+            to_quarantine(candidates, **shaping),
+            cfg.table_uri("bronze.crm_notes_quarantine"),
+            predicate=f"ingest_date = '{ctx.run_date.isoformat()}'",
+            schema=QUARANTINE_SCHEMA,
             partition_by=["ingest_date"],
-        )  # fmt: skip
+        )
         st.add(rows_written=q.get("numOutputRows", 0))
 
     with log.stage("merge_bronze") as st:
@@ -97,10 +99,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
             dedupe_on, key="note_id", order_by=("source_file",)
         )
         b = lake.merge_insert_new(
-            spark, notes, cfg.table_uri("bronze.crm_notes"), keys=["note_id"],
-            schema=BRONZE_SCHEMA, partition_by=["note_date"],
+            spark,
+            notes,
+            cfg.table_uri("bronze.crm_notes"),
+            keys=["note_id"],
+            schema=BRONZE_SCHEMA,
+            partition_by=["note_date"],
             update_when_changed=COMPARED_COLUMNS,
-        )  # fmt: skip
+        )
         st.add(inserted=b["numTargetRowsInserted"], updated=b["numTargetRowsUpdated"])
 
     with log.stage("redact_silver") as st:
@@ -109,10 +115,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
         silver = to_silver_notes(notes, people)
         s = lake.merge_insert_new(
-            spark, silver, cfg.table_uri("silver.crm_notes"), keys=["note_id"],
-            schema=silver.schema, partition_by=["note_date"],
+            spark,
+            silver,
+            cfg.table_uri("silver.crm_notes"),
+            keys=["note_id"],
+            schema=silver.schema,
+            partition_by=["note_date"],
             update_when_changed=SILVER_COMPARED,
-        )  # fmt: skip
+        )
         st.add(inserted=s["numTargetRowsInserted"], updated=s["numTargetRowsUpdated"])
     candidates.unpersist()
 
@@ -128,9 +138,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "already_present": valid_keys - b["numTargetRowsInserted"],
         "silver_inserted": s["numTargetRowsInserted"],
         "silver_updated": s["numTargetRowsUpdated"],
-        "tables": {name: cfg.table_uri(name) for name in
-                   ("bronze.crm_notes", "bronze.crm_notes_quarantine", "silver.crm_notes")},
-    }  # fmt: skip
+        "tables": {
+            name: cfg.table_uri(name)
+            for name in ("bronze.crm_notes", "bronze.crm_notes_quarantine", "silver.crm_notes")
+        },
+    }
     check_accounting(summary, quarantine_rows_written=q.get("numOutputRows", 0))
     return summary
 

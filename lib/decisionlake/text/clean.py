@@ -5,8 +5,15 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-_ENTITIES = (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"),
-             ("&#x27;", "'"), ("&amp;", "&"))  # fmt: skip
+_ENTITIES = (
+    ("&nbsp;", " "),
+    ("&lt;", "<"),
+    ("&gt;", ">"),
+    ("&quot;", '"'),
+    ("&#39;", "'"),
+    ("&#x27;", "'"),
+    ("&amp;", "&"),
+)
 
 # A reply's quoted history starts at one of these lines; everything from there is dropped.
 _REPLY_HEADER = r"(?ms)^(On .{0,200}wrote:\s*$|-{2,}\s*Original Message\s*-{2,}|From: .+^Sent: ).*"

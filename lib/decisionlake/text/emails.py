@@ -68,6 +68,8 @@ def parse_eml_bytes(raw: bytes) -> dict[str, str | None]:
 @F.pandas_udf(EML_SCHEMA)
 def parse_eml(content: pd.Series) -> pd.DataFrame:
     """Vectorised entry point: a batch of .eml bytes -> a batch of parsed fields."""
-    rows = [parse_eml_bytes(bytes(raw)) if raw is not None else {"error": "EMPTY_FILE"}
-            for raw in content]  # fmt: skip
+    rows = [
+        parse_eml_bytes(bytes(raw)) if raw is not None else {"error": "EMPTY_FILE"}
+        for raw in content
+    ]
     return pd.DataFrame(rows, columns=EML_SCHEMA.fieldNames(), dtype=object)

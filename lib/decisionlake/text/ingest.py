@@ -19,14 +19,29 @@ from decisionlake.text.emails import parse_eml
 from decisionlake.text.redact import with_redacted
 
 CORRUPT_COLUMN = "_corrupt_record"
-NOTE_FIELDS = ("note_id", "advisor_id", "email", "author", "created_at", "channel", "subject",
-               "body")  # fmt: skip
+NOTE_FIELDS = (
+    "note_id",
+    "advisor_id",
+    "email",
+    "author",
+    "created_at",
+    "channel",
+    "subject",
+    "body",
+)
 JSON_SCHEMA = T.StructType(
     [T.StructField(n, T.StringType()) for n in NOTE_FIELDS]
     + [T.StructField(CORRUPT_COLUMN, T.StringType())]
 )
-CANDIDATE_COLUMNS = (*NOTE_FIELDS, "body_format", "encoding", "source_kind", "source_file",
-                     "value", "reason")  # fmt: skip
+CANDIDATE_COLUMNS = (
+    *NOTE_FIELDS,
+    "body_format",
+    "encoding",
+    "source_kind",
+    "source_file",
+    "value",
+    "reason",
+)
 
 BRONZE_SCHEMA = T.StructType(
     [
@@ -48,8 +63,17 @@ BRONZE_SCHEMA = T.StructType(
         T.StructField("run_id", T.StringType(), False),
     ]
 )
-COMPARED_COLUMNS = ("advisor_id", "email", "author", "created_at", "channel", "subject", "body",
-                    "body_format", "encoding")  # fmt: skip
+COMPARED_COLUMNS = (
+    "advisor_id",
+    "email",
+    "author",
+    "created_at",
+    "channel",
+    "subject",
+    "body",
+    "body_format",
+    "encoding",
+)
 
 
 def _blank(c: Column) -> Column:
@@ -185,11 +209,23 @@ def to_silver_notes(bronze: DataFrame, crm_people: DataFrame) -> DataFrame:
     )
     redacted = (
         joined.withColumn("_analysed", analysed_text(F.col("body"), F.col("body_format")))
-        .transform(with_redacted, text="_analysed", first_name="first_name",
-                   last_name="last_name", out_text="_text", out_counts="pii_counts")
-        .transform(with_redacted, text="subject", first_name="first_name",
-                   last_name="last_name", out_text="_subject", out_counts="_subject_counts")
-    )  # fmt: skip
+        .transform(
+            with_redacted,
+            text="_analysed",
+            first_name="first_name",
+            last_name="last_name",
+            out_text="_text",
+            out_counts="pii_counts",
+        )
+        .transform(
+            with_redacted,
+            text="subject",
+            first_name="first_name",
+            last_name="last_name",
+            out_text="_subject",
+            out_counts="_subject_counts",
+        )
+    )
     return redacted.select(
         "note_id",
         F.coalesce("advisor_id", "_crm_id").alias("advisor_id"),

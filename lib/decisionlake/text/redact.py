@@ -11,13 +11,19 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 PATTERNS: tuple[tuple[str, str], ...] = (
-    ("URL", r"https?://[^\s<>\"]*[?&](?:token|key|sig|signature|session|sid|auth|code|user|uid|email)=[^\s<>\"]*"),
+    (
+        "URL",
+        r"https?://[^\s<>\"]*[?&](?:token|key|sig|signature|session|sid|auth|code|user|uid|email)=[^\s<>\"]*",
+    ),
     ("EMAIL", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
     ("SSN", r"\b\d{3}-\d{2}-\d{4}\b"),
-    ("PHONE", r"(?:\+1[-. ]?)?\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
-              r"|\+\d{1,3}(?:[ -]?\d{1,4}){2,5}\b"),
+    (
+        "PHONE",
+        r"(?:\+1[-. ]?)?\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
+        r"|\+\d{1,3}(?:[ -]?\d{1,4}){2,5}\b",
+    ),
     ("ACCOUNT", r"\b(?!\d{4}-\d{2}-\d{2}\b)\d(?:[ -]?\d){7,16}\b"),
-)  # fmt: skip
+)
 
 
 def _name_pattern(first_name: Column, last_name: Column) -> Column:

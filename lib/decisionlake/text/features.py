@@ -1,0 +1,248 @@
+"""Text features: a Spark ML pipeline (tokens, n-grams, TF-IDF, LDA topics) plus a finance
+lexicon, sentiment with negation, and language routing, all configured in ``conf/``.
+
+The fitted pipeline is saved and versioned (MLflow records each version), so a new day is
+scored with the same vocabulary and topics until a refit is asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.clustering import LDA, LDAModel
+from pyspark.ml.feature import (
+    IDF,
+    CountVectorizer,
+    CountVectorizerModel,
+    NGram,
+    RegexTokenizer,
+    SQLTransformer,
+    StopWordsRemover,
+)
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from decisionlake.config import SentimentConfig, TextConfig
+
+# Placeholders from redaction (<EMAIL>), publisher masks (XXXX, XX/XX/XXXX), amounts ({$1.00}),
+# links and digits carry no topic: they are removed before tokens are made.
+NORMALIZE_SQL = (
+    "SELECT *, trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
+    "regexp_replace(lower(coalesce(text, '')), '<[a-z_]+>', ' '), "
+    "'\\\\bx{2,}(/x{2,})*\\\\b', ' '), '\\\\{\\\\$[0-9.,]+\\\\}', ' '), "
+    "'https?://\\\\S+', ' '), '[0-9]+', ' ')) AS norm_text FROM __THIS__"
+)
+
+
+def _normalizer() -> SQLTransformer:
+    return SQLTransformer(statement=NORMALIZE_SQL)
+
+
+def _tokenizer() -> RegexTokenizer:
+    return RegexTokenizer(
+        inputCol="norm_text",
+        outputCol="tokens",
+        pattern="[a-z][a-z'\u2019-]*[a-z]",
+        gaps=False,
+        minTokenLength=2,
+    )
+
+
+def tokenize(notes: DataFrame) -> DataFrame:
+    """Normalised text and tokens only (the pipeline's first, parameter-free stages)."""
+    return PipelineModel(stages=[_normalizer(), _tokenizer()]).transform(notes)
+
+
+def build_pipeline(settings: TextConfig) -> Pipeline:
+    """The unfitted text pipeline."""
+    stop_words = sorted(
+        set(StopWordsRemover.loadDefaultStopWords("english")) | set(settings.domain_stop_words)
+    )
+    return Pipeline(
+        stages=[
+            _normalizer(),
+            _tokenizer(),
+            StopWordsRemover(inputCol="tokens", outputCol="terms", stopWords=stop_words),
+            NGram(n=2, inputCol="terms", outputCol="bigrams"),
+            SQLTransformer(
+                statement="SELECT *, concat(terms, bigrams) AS vocab_terms FROM __THIS__"
+            ),
+            CountVectorizer(
+                inputCol="vocab_terms",
+                outputCol="tf",
+                vocabSize=settings.vocab_size,
+                minDF=float(settings.min_doc_freq),
+            ),
+            IDF(inputCol="tf", outputCol="tfidf"),
+            LDA(
+                k=settings.lda_topics,
+                maxIter=settings.lda_max_iterations,
+                seed=settings.seed,
+                featuresCol="tf",
+                topicDistributionCol="topic_vector",
+                optimizer="online",
+            ),
+        ]
+    )
+
+
+def topic_terms(model: PipelineModel, *, top_terms: int) -> list[dict[str, Any]]:
+    """Top terms per topic: k x top_terms small rows for people to read."""
+    vocabulary = next(s for s in model.stages if isinstance(s, CountVectorizerModel)).vocabulary
+    lda = next(s for s in model.stages if isinstance(s, LDAModel))
+    rows = []
+    for topic in lda.describeTopics(top_terms).collect():  # k rows
+        for rank, (index, weight) in enumerate(
+            zip(topic["termIndices"], topic["termWeights"], strict=True), start=1
+        ):
+            rows.append(
+                {
+                    "topic": int(topic["topic"]),
+                    "rank": rank,
+                    "term": vocabulary[index],
+                    "weight": float(weight),
+                }
+            )
+    return rows
+
+
+def _phrase_pattern(phrases: list[str]) -> str:
+    alternatives = sorted({re.escape(p.lower()) for p in phrases}, key=len, reverse=True)
+    return r"\b(" + "|".join(alternatives) + r")\b"
+
+
+def lexicon_scores(
+    df: DataFrame, *, lexicon: dict[str, list[str]], text: str = "norm_text"
+) -> DataFrame:
+    """Add ``lex_<category>``: how often the category's phrases occur."""
+    return df.withColumns(
+        {
+            f"lex_{name}": F.size(
+                F.regexp_extract_all(F.col(text), F.lit(_phrase_pattern(phrases)), 0)
+            )
+            for name, phrases in sorted(lexicon.items())
+            if phrases
+        }
+    )
+
+
+def sentiment_scores(
+    df: DataFrame, *, sentiment: SentimentConfig, tokens: str = "tokens"
+) -> DataFrame:
+    """Add ``sentiment_positive``, ``sentiment_negative`` and ``sentiment_score`` in [-1, 1].
+
+    A sentiment word preceded (within ``negation_window`` tokens) by a negator counts for the
+    opposite side: "not happy" is negative, "never slow" is positive.
+    """
+    positive = F.array(*[F.lit(w) for w in sentiment.positive])
+    negative = F.array(*[F.lit(w) for w in sentiment.negative])
+    negators = F.array(*[F.lit(w) for w in sentiment.negators])
+    window = sentiment.negation_window
+    toks = F.col(tokens)
+
+    def polarity(token: Column, index: Column) -> Column:
+        start = F.greatest(index - window, F.lit(0))
+        before = F.slice(toks, start + 1, index - start)
+        flipped = F.when(F.arrays_overlap(before, negators), -1).otherwise(1)
+        base = (
+            F.when(F.array_contains(positive, token), 1)
+            .when(F.array_contains(negative, token), -1)
+            .otherwise(0)
+        )
+        return base * flipped
+
+    signs = F.transform(toks, polarity)
+    staged = df.withColumn("_signs", signs).withColumns(
+        {
+            "sentiment_positive": F.size(F.filter("_signs", lambda s: s > 0)),
+            "sentiment_negative": F.size(F.filter("_signs", lambda s: s < 0)),
+        }
+    )
+    total = F.col("sentiment_positive") + F.col("sentiment_negative")
+    return staged.withColumn(
+        "sentiment_score",
+        F.when(
+            total > 0, (F.col("sentiment_positive") - F.col("sentiment_negative")) / total
+        ).otherwise(F.lit(0.0)),
+    ).drop("_signs")
+
+
+def detect_language(
+    df: DataFrame, *, languages: dict[str, list[str]], tokens: str = "tokens"
+) -> DataFrame:
+    """Add ``language`` (most stop-word hits, ``unknown`` without any) and ``is_english``."""
+    hits = [
+        F.struct(
+            F.size(F.array_intersect(F.col(tokens), F.array(*[F.lit(w) for w in words]))).alias(
+                "n"
+            ),
+            F.lit(code).alias("code"),
+        )
+        for code, words in sorted(languages.items())
+    ]
+    best = F.greatest(*hits) if len(hits) > 1 else hits[0]
+    language = F.when(best["n"] > 0, best["code"]).otherwise(F.lit("unknown"))
+    return df.withColumn("language", language).withColumn("is_english", F.col("language") == "en")
+
+
+def score_notes(
+    notes: DataFrame, model: PipelineModel, *, settings: TextConfig, model_version: str
+) -> DataFrame:
+    """Per-note features: topics, lexicon, sentiment, language."""
+    scored = model.transform(notes)
+    scored = lexicon_scores(scored, lexicon=settings.lexicon)
+    scored = sentiment_scores(scored, sentiment=settings.sentiment)
+    scored = detect_language(scored, languages=settings.languages)
+    topics = vector_to_array(F.col("topic_vector"))
+    lex = sorted(c for c in scored.columns if c.startswith("lex_"))
+    return scored.select(
+        "note_id",
+        "advisor_id",
+        "note_date",
+        "channel",
+        "language",
+        "is_english",
+        topics.alias("topic_dist"),
+        F.array_position(topics, F.array_max(topics)).cast("int").alias("dominant_topic"),
+        *lex,
+        "sentiment_positive",
+        "sentiment_negative",
+        "sentiment_score",
+        F.size("tokens").alias("tokens"),
+        F.lit(model_version).alias("model_version"),
+    )
+
+
+def advisor_text_features(
+    note_features: DataFrame, *, as_of: Any, settings: TextConfig
+) -> DataFrame:
+    """Per advisor as of a date: rolling note counts, topic shares, lexicon and sentiment."""
+    longest = max(settings.windows_days)
+    day = F.lit(as_of).cast("date")
+    recent = note_features.where(
+        F.col("advisor_id").isNotNull()
+        & (F.col("note_date") <= day)
+        & (F.col("note_date") > F.date_sub(day, longest))
+    )
+    lex = sorted(c for c in note_features.columns if c.startswith("lex_"))
+    aggs: list[Column] = []
+    for w in settings.windows_days:
+        inside = F.col("note_date") > F.date_sub(day, w)
+        english = inside & F.col("is_english")
+        aggs += [
+            F.sum(inside.cast("int")).alias(f"notes_{w}d"),
+            F.avg(F.when(inside, F.col("sentiment_score"))).alias(f"sentiment_{w}d"),
+            *[F.sum(F.when(inside, F.col(c))).alias(f"{c}_{w}d") for c in lex],
+            *[
+                F.avg(F.when(english, F.col("topic_dist")[k])).alias(f"topic_{k}_share_{w}d")
+                for k in range(settings.lda_topics)
+            ],
+        ]
+    aggs += [
+        F.datediff(day, F.max("note_date")).alias("days_since_last_note"),
+        F.sum((~F.col("is_english")).cast("int")).alias(f"non_english_notes_{longest}d"),
+    ]
+    return recent.groupBy("advisor_id").agg(*aggs).withColumn("as_of_date", day)
