@@ -17,18 +17,24 @@ from decisionlake.jobs import (
     build_advisor_360,
     build_identity,
     build_sessions,
+    build_text_features,
     ingest_clickstream,
     ingest_crm,
+    ingest_text,
 )
 from decisionlake.logs import JobLogger
 from decisionlake.runtime import JobContext, build_context, job_parser
 
 # Per arrival day, then once for the run date: the order of the daily pipeline.
-DAILY_INGEST = (("ingest_clickstream", ingest_clickstream.run),)
+FIRST_STEPS = (("ingest_crm", ingest_crm.run),)
+DAILY_INGEST = (
+    ("ingest_clickstream", ingest_clickstream.run),
+    ("ingest_text", ingest_text.run),
+)
 RUN_DATE_STEPS = (
-    ("ingest_crm", ingest_crm.run),
     ("build_sessions", build_sessions.run),
     ("build_identity", build_identity.run),
+    ("build_text_features", build_text_features.run),
     ("build_advisor_360", build_advisor_360.run),
 )
 
@@ -50,6 +56,12 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
             f"{w['silver.sessions']['numTargetRowsInserted']}/~"
             f"{w['silver.sessions']['numTargetRowsUpdated']}/-"
             f"{w['silver.sessions']['numTargetRowsDeleted']}"
+        )
+    if name == "build_text_features":
+        refit = "fitted" if summary["refit"] else "reused"
+        return (
+            f"text pipeline {summary['model_version']} ({refit}), "
+            f"{summary['notes_scored']} notes scored, {summary['advisors']} advisors"
         )
     if name == "build_identity":
         return f"{summary['visitors_linked']} visitors linked {summary['by_resolution']}"
@@ -129,6 +141,10 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     pipeline_started = time.perf_counter()
     timings: dict[str, float] = {}
+    ctx.run_date = args.run_date
+    results: dict[str, dict[str, Any]] = {}
+    for name, body in FIRST_STEPS:
+        results[name] = _step(ctx, name, body, timings)
     day = spec.start_date
     while day <= args.run_date:
         ctx.run_date = day
@@ -137,9 +153,12 @@ def run_demo(args: argparse.Namespace) -> int:
         day += timedelta(days=1)
     ctx.run_date = args.run_date
     for name, body in RUN_DATE_STEPS:
-        _step(ctx, name, body, timings)
+        results[name] = _step(ctx, name, body, timings)
     pipeline_seconds = time.perf_counter() - pipeline_started
 
+    print("\ntopics of the text pipeline (top terms)")
+    for topic, terms in sorted(results["build_text_features"]["topics"].items()):
+        print(f"  topic {topic}: {', '.join(terms[:8])}")
     print("\ntables (rows)")
     table_rows: dict[str, int] = {}
     for name, uri in cfg.catalog().items():

@@ -191,9 +191,17 @@ def replace_slice(
     predicate: str,
     schema: T.StructType | None = None,
     partition_by: Sequence[str] = (),
+    add_new_columns: bool = False,
 ) -> dict[str, Any]:
-    """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``)."""
+    """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``).
+
+    ``add_new_columns`` lets a feature table grow: columns the table lacks are added (older
+    slices read them as NULL); removing or retyping columns still fails.
+    """
     spark = source.sparkSession
     ensure_delta_table(spark, uri, schema or source.schema, partition_by)
-    (source.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(uri))
+    writer = source.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    if add_new_columns:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(uri)
     return last_operation_metrics(spark, uri)

@@ -43,8 +43,13 @@ def advisor_360(
     *,
     as_of: date,
     settings: Advisor360Config,
+    text_features: DataFrame | None = None,
 ) -> DataFrame:
-    """Build the as-of-``as_of`` rows for every advisor of the CRM dimension."""
+    """Build the as-of-``as_of`` rows for every advisor of the CRM dimension.
+
+    ``text_features`` (gold.advisor_text_features), when given, adds its columns prefixed
+    ``text_``; only its rows for ``as_of`` are used.
+    """
     longest = max(settings.windows_days)
     since = as_of - timedelta(days=longest - 1)
     period = F.col("session_date").between(since.isoformat(), as_of.isoformat())
@@ -112,4 +117,16 @@ def advisor_360(
             }
         )
         .drop("last_session_date")
+        .transform(_with_text, text_features=text_features, as_of=as_of)
     )
+
+
+def _with_text(df: DataFrame, *, text_features: DataFrame | None, as_of: date) -> DataFrame:
+    if text_features is None:
+        return df
+    text = text_features.where(F.col("as_of_date") == F.lit(as_of)).drop("as_of_date")
+    renamed = text.select(
+        "advisor_id", *[F.col(c).alias(f"text_{c}") for c in text.columns if c != "advisor_id"]
+    )
+    counts = [c for c in renamed.columns if re.match(r"text_(notes|lex_|non_english)", c)]
+    return df.join(renamed, "advisor_id", "left").fillna(0, subset=counts)

@@ -31,12 +31,18 @@ def run(ctx: JobContext) -> dict[str, Any]:
             table("silver.identity_map"),
             as_of=ctx.run_date,
             settings=cfg.advisor_360,
+            text_features=(
+                table("gold.advisor_text_features")
+                if lake.delta_table_exists(spark, cfg.table_uri("gold.advisor_text_features"))
+                else None
+            ),
         ).withColumn("run_id", F.lit(ctx.run_id))
         metrics = lake.replace_slice(
             rows,
             uri,
             predicate=f"as_of_date = '{ctx.run_date.isoformat()}'",
             partition_by=["as_of_date"],
+            add_new_columns=True,
         )
         active = (
             lake.read_delta(spark, uri)
