@@ -45,7 +45,8 @@ def strip_signature(text: Column) -> Column:
 def normalize_whitespace(text: Column) -> Column:
     text = F.regexp_replace(text, r"\r\n?", "\n")
     text = F.regexp_replace(text, r"[ \t\u00a0]+", " ")
-    return F.trim(F.regexp_replace(text, r"\n{3,}", "\n\n"))
+    text = F.regexp_replace(text, r"\n{3,}", "\n\n")
+    return F.regexp_replace(text, r"^\s+|\s+$", "")  # trim() keeps newlines
 
 
 def analysed_text(body: Column, body_format: Column) -> Column:

@@ -1,0 +1,137 @@
+"""Text path units: decoding, email parsing, cleaning, redaction, lexicon, sentiment, language."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from decisionlake.config import SentimentConfig, load_config
+from decisionlake.text.clean import analysed_text
+from decisionlake.text.decode import with_decoded_text
+from decisionlake.text.emails import parse_eml, parse_eml_bytes
+from decisionlake.text.features import detect_language, lexicon_scores, sentiment_scores, tokenize
+from decisionlake.text.redact import with_redacted
+
+
+def test_decoding_detects_each_encoding(spark: SparkSession) -> None:
+    text = "Réunion: café"
+    cases = [
+        ("utf8", text.encode("utf-8"), text, "utf-8"),
+        ("bom", b"\xef\xbb\xbf" + text.encode("utf-8"), text, "utf-8-bom"),
+        ("latin1", text.encode("latin-1"), text, "iso-8859-1"),
+        ("broken", "Réunion: x".encode() + b"\xff", "Réunion: x\ufffd", "utf-8-repaired"),
+    ]
+    df = spark.createDataFrame([(n, b) for n, b, _, _ in cases], "name string, content binary")
+    got = {r["name"]: (r["text"], r["encoding"])
+           for r in with_decoded_text(df, content="content").collect()}  # fmt: skip
+    assert got == {n: (t, e) for n, _, t, e in cases}
+
+
+def _email(body: str, *, html: str | None = None, charset: str = "utf-8") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Pat Lee <Pat.Lee@harbor.example>"
+    msg["To"] = "Jordan <jordan@northwind-funds.example>"
+    msg["Subject"] = "Fees"
+    msg["Date"] = "Tue, 24 Nov 2026 10:00:00 +0000"
+    msg["X-Note-Id"] = "N-1"
+    if body:
+        msg.set_content(body, charset=charset)
+        if html:
+            msg.add_alternative(html, subtype="html", charset=charset)
+    elif html:
+        msg.set_content(html, subtype="html", charset=charset)
+    return bytes(msg)
+
+
+def test_email_parsing_prefers_plain_text_and_keeps_headers() -> None:
+    parsed = parse_eml_bytes(
+        _email("Plain body café", html="<p>HTML body</p>", charset="iso-8859-1")
+    )
+    assert parsed["body"].strip() == "Plain body café"
+    assert (parsed["note_id"], parsed["from_email"], parsed["body_format"]) == (
+        "N-1",
+        "Pat.Lee@harbor.example",
+        "text",
+    )
+    assert parsed["charset"] == "iso-8859-1" and parsed["sent_at"].startswith("2026-11-24T10:00")
+    html_only = parse_eml_bytes(_email("", html="<p>Only&nbsp;HTML</p>"))
+    assert html_only["body_format"] == "html"
+    assert parse_eml_bytes(b"\x00\x01 not an email")["error"].startswith("UNPARSEABLE_EMAIL")
+
+
+def test_email_parsing_runs_on_arrow_batches(spark: SparkSession) -> None:
+    df = spark.createDataFrame([(_email("Hello"),), (b"garbage",)], "content binary")
+    rows = df.select(parse_eml("content").alias("e")).select("e.*").collect()
+    assert rows[0]["body"].strip() == "Hello" and rows[0]["error"] is None
+    assert rows[1]["error"].startswith("UNPARSEABLE_EMAIL")
+
+
+def test_cleaning_drops_html_quoted_replies_and_signatures(spark: SparkSession) -> None:
+    body = (
+        "Thanks, we want the proposal.\n-- \nPat Lee\nHarbor Wealth\n\n"
+        "On Mon, Nov 16, 2026 at 9:12 AM Jordan <j@x.example> wrote:\n> old text\n> more\n"
+    )
+    html = "<html><body><p>Line one<br>Line &amp; two</p><script>x()</script></body></html>"
+    df = spark.createDataFrame([(body, "text"), (html, "html")], "body string, body_format string")
+    got = [r[0] for r in df.select(analysed_text(F.col("body"), F.col("body_format"))).collect()]
+    assert got == ["Thanks, we want the proposal.", "Line one\nLine & two"]
+
+
+def test_redaction_types_counts_and_names(spark: SparkSession) -> None:
+    text = (
+        "Pat Lee (pat.lee@harbor.example, +1-212-555-0147, (646) 555-0199, +44 20 7946 0958) "
+        "gave account 4512-8890-30 and SSN 123-45-6789; reset link "
+        "https://portal.example/reset?token=abc123&user=pat. Met Pat on 2026-11-24."
+    )
+    df = spark.createDataFrame([(text, "Pat", "Lee")], "t string, first string, last string")
+    row = with_redacted(
+        df, text="t", first_name="first", last_name="last", out_text="r", out_counts="c"
+    ).first()
+    assert row["r"] == (
+        "<NAME> (<EMAIL>, <PHONE>, <PHONE>, <PHONE>) gave account <ACCOUNT> and SSN <SSN>; "
+        "reset link <URL> Met <NAME> on 2026-11-24."
+    )
+    assert row["c"] == {"URL": 1, "EMAIL": 1, "SSN": 1, "PHONE": 3, "ACCOUNT": 1, "NAME": 2}
+
+
+def test_lexicon_sentiment_with_negation_and_language(spark: SparkSession) -> None:
+    cfg = load_config("test")
+    notes = spark.createDataFrame(
+        [
+            ("a", "The client is not happy with the fees; expense ratio too high versus Vanguard."),
+            ("b", "They were never slow to respond and are interested in the NWESX ESG fund."),
+            ("c", "Quiere una propuesta la próxima semana para los fondos de la jubilación."),
+        ],
+        "note_id string, text string",
+    )
+    scored = detect_language(
+        sentiment_scores(
+            lexicon_scores(tokenize(notes), lexicon=cfg.text.lexicon),
+            sentiment=cfg.text.sentiment,
+        ),
+        languages=cfg.text.languages,
+    )
+    rows = {r["note_id"]: r for r in scored.collect()}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    assert (a["sentiment_positive"], a["sentiment_negative"]) == (0, 1)  # "not happy"
+    assert (b["sentiment_positive"], b["sentiment_negative"]) == (
+        2,
+        0,
+    )  # "never slow", "interested"
+    assert a["lex_fee_sensitivity"] == 2 and a["lex_competitor_mention"] == 1
+    assert b["lex_product_interest"] == 1 and b["lex_esg_interest"] == 1
+    assert (a["language"], b["language"], c["language"]) == ("en", "en", "es")
+    assert c["is_english"] is False
+
+
+@pytest.mark.parametrize("window", [1, 3])
+def test_negation_window(spark: SparkSession, window: int) -> None:
+    settings = SentimentConfig(
+        positive=["happy"], negative=[], negators=["not"], negation_window=window
+    )
+    notes = spark.createDataFrame([("not at all happy",)], "text string")
+    row = sentiment_scores(tokenize(notes), sentiment=settings).first()
+    assert row["sentiment_score"] == (1.0 if window == 1 else -1.0)
