@@ -1,0 +1,185 @@
+"""The text path end to end: generated notes and emails, the planted-PII scan, determinism,
+and a slice of the real CFPB complaint narratives."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from decisionlake.config import AppConfig
+from decisionlake.generate import build_spec, generate
+from decisionlake.jobs import (
+    build_advisor_360,
+    build_identity,
+    build_sessions,
+    build_text_features,
+    ingest_clickstream,
+    ingest_crm,
+    ingest_text,
+)
+from decisionlake.lake import delta_table_exists, read_delta
+from decisionlake.text import models
+from decisionlake.text.features import score_notes
+
+from .conftest import SHARED_DATA, make_config
+
+pytestmark = pytest.mark.integration
+END = date(2026, 11, 24)
+DAYS = [END - timedelta(days=1), END]
+
+
+def _args(cfg: AppConfig, day: date, *extra: str) -> list[str]:
+    return [
+        "--env", "test", "--run-date", day.isoformat(),
+        "--set", f"paths.landing={cfg.paths.landing}",
+        "--set", f"paths.lake={cfg.paths.lake}",
+        "--set", f"paths.artifacts={cfg.paths.artifacts}",
+        "--set", f"services.mlflow_tracking_uri={cfg.services.mlflow_tracking_uri}",
+        *extra,
+    ]  # fmt: skip
+
+
+def _summary(stderr: str, job: str) -> dict:
+    for line in reversed(stderr.splitlines()):
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record["event"] == "job_succeeded" and record["job"] == job:
+                return record["summary"]
+    raise AssertionError(f"no summary for {job}")
+
+
+@pytest.fixture(scope="module")
+def text_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("text")
+    cfg = make_config(
+        "test", root, **{"services.mlflow_tracking_uri": f"sqlite:///{root}/mlflow/mlflow.db"}
+    )
+    manifest = generate(spark, cfg, build_spec(cfg, end_date=END, days=2, advisors=60, seed=5))
+    return {"cfg": cfg, "manifest": manifest, "root": root}
+
+
+def test_text_ingest_accounts_for_every_line_and_file(
+    spark: SparkSession, text_lake: dict, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cfg, root = text_lake["cfg"], text_lake["root"]
+    assert ingest_crm.main(_args(cfg, END)) == 0
+    landing = Path(cfg.paths.landing)
+    for day in DAYS:
+        lines = sum(
+            len(f.read_bytes().splitlines())
+            for f in (landing / "crm_notes" / f"date={day}").glob("*.json")
+        )
+        files = len(list((landing / "crm_files" / f"date={day}").iterdir()))
+        damaged = sum(
+            json.loads(f["stats"]).get("malformed", 0)
+            for f in json.loads(next((landing / "_manifests").glob("*.json")).read_text())["files"]
+            if f["kind"] == "crm_notes" and f["date"] == day.isoformat()
+        )
+        assert ingest_text.main(_args(cfg, day)) == 0
+        summary = _summary(capfd.readouterr().err, "ingest_text")
+        assert summary["rows_in"] == lines + files > 0
+        assert summary["quarantined"] == damaged
+        assert summary["accepted"] + summary["quarantined"] == summary["rows_in"]
+        # A rerun of the day adds and changes nothing.
+        assert ingest_text.main(_args(cfg, day)) == 0
+        again = _summary(capfd.readouterr().err, "ingest_text")
+        assert (again["inserted"], again["updated"], again["silver_inserted"]) == (0, 0, 0)
+    bronze = read_delta(spark, cfg.table_uri("bronze.crm_notes"))
+    silver = read_delta(spark, cfg.table_uri("silver.crm_notes"))
+    assert bronze.count() == silver.count() == bronze.select("note_id").distinct().count()
+    kinds = {r["source_kind"] for r in bronze.select("source_kind").distinct().collect()}
+    assert kinds == {"json", "txt", "eml"}
+    encodings = {r["encoding"] for r in bronze.select("encoding").distinct().collect()}
+    assert {"utf-8", "iso-8859-1"} <= encodings
+    # Every email's quoted reply and signature is gone from the analysed text.
+    assert silver.where(F.col("text").rlike(r"(?m)^> |wrote:|^-- ?$")).count() == 0
+    assert silver.where("advisor_id IS NULL").count() == 0  # emails linked through the CRM
+    del root
+
+
+def test_no_planted_pii_in_any_silver_or_gold_table(spark: SparkSession, text_lake: dict) -> None:
+    cfg = text_lake["cfg"]
+    for day in DAYS:
+        assert ingest_clickstream.main(_args(cfg, day)) == 0
+    for job in (build_sessions, build_identity, build_text_features, build_advisor_360):
+        assert job.main(_args(cfg, END)) == 0
+    crm = read_delta(spark, cfg.table_uri("bronze.crm_advisors"))
+    planted: set[str] = set()
+    for row in crm.select("first_name", "last_name", "email", "phone").collect():  # 60 rows
+        planted |= {f"{row['first_name']} {row['last_name']}", row["email"], row["phone"]}
+    bodies = [r["body"] for r in read_delta(spark, cfg.table_uri("bronze.crm_notes")).collect()]
+    in_text: set[str] = set()
+    for pattern in (r"\b4\d{3}-\d{4}-\d{2}\b", r"\b\d{3}-\d{2}-\d{4}\b", r"token=\w+"):
+        in_text |= {m for body in bodies for m in re.findall(pattern, body)}
+    assert in_text  # account numbers, SSN-like numbers or personal links were planted
+    planted |= in_text
+    needle = "(?i)(" + "|".join(re.escape(p) for p in sorted(planted)) + ")"
+    scanned = 0
+    for name in cfg.catalog():
+        if name.startswith("bronze.") or not delta_table_exists(spark, cfg.table_uri(name)):
+            continue
+        table = read_delta(spark, cfg.table_uri(name))
+        as_text = F.to_json(F.struct(*[F.col(c) for c in table.columns]))
+        leaks = table.where(as_text.rlike(needle)).count()
+        assert leaks == 0, f"{name} holds raw PII"
+        scanned += 1
+    assert scanned >= 12
+
+
+def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> None:
+    cfg = text_lake["cfg"]
+    version = models.find_version(cfg)
+    assert version is not None
+    notes = read_delta(spark, cfg.table_uri("silver.crm_notes"))
+    model = models.load(version)
+    first = score_notes(notes, model, settings=cfg.text, model_version=version.version)
+    second = score_notes(
+        notes, models.load(version), settings=cfg.text, model_version=version.version
+    )
+    assert_df_equality(first, second, ignore_row_order=True)
+    stored = read_delta(spark, cfg.table_uri("silver.note_features")).select(*first.columns)
+    assert_df_equality(first, stored, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_real_cfpb_narratives_through_the_text_path(
+    spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cfg = make_config(
+        "test", tmp_path, **{"services.mlflow_tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}
+    )
+    source = pd.read_csv(SHARED_DATA / "cfpb" / "complaints_sample.csv")
+    narratives = source.dropna(subset=["Consumer complaint narrative"]).head(400)
+    day = date(2020, 3, 31)
+    notes_dir = Path(cfg.paths.landing) / "crm_notes" / f"date={day}"
+    notes_dir.mkdir(parents=True)
+    with (notes_dir / "cfpb.json").open("w", encoding="utf-8") as out:
+        for _, row in narratives.iterrows():
+            note = {"note_id": f"CFPB-{row['Complaint ID']}", "advisor_id": "CONSUMER",
+                    "author": "CFPB", "created_at": f"{row['Date received']}T00:00:00Z",
+                    "channel": "complaint", "subject": row["Issue"],
+                    "body": row["Consumer complaint narrative"]}  # fmt: skip
+            out.write(json.dumps(note, ensure_ascii=False) + "\n")
+    crm_dir = Path(cfg.paths.landing) / "crm" / "advisors"
+    crm_dir.mkdir(parents=True)
+    (crm_dir / "one.json").write_text(json.dumps({"advisor_id": "CONSUMER"}) + "\n")
+    assert ingest_crm.main(_args(cfg, day)) == 0
+    assert ingest_text.main(_args(cfg, day)) == 0
+    summary = _summary(capfd.readouterr().err, "ingest_text")
+    assert summary["rows_in"] == summary["accepted"] == len(narratives)  # nothing lost
+    args = _args(cfg, day, "--set", "text.lda_topics=5", "--set", "text.min_doc_freq=3")
+    assert build_text_features.main(args) == 0
+    topics = _summary(capfd.readouterr().err, "build_text_features")["topics"]
+    print("\nCFPB topics:\n" + "\n".join(f"  {k}: {', '.join(v)}" for k, v in topics.items()))
+    vocabulary = models.load(models.find_version(cfg)).stages[-3].vocabulary
+    assert not [t for t in vocabulary if re.search(r"(^|\s)x{2,}(\s|$)", t)]  # masks are no words
+    terms = {t for words in topics.values() for t in words}
+    assert terms & {"credit", "report", "debt", "account", "collection", "loan", "payment"}
+    assert read_delta(spark, cfg.table_uri("silver.note_features")).count() == len(narratives)
