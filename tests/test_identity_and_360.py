@@ -123,7 +123,7 @@ def _360(spark: SparkSession, as_of: date) -> dict[str, dict]:
         _page_views(spark),
         _identity(spark),
         as_of=as_of,
-        settings=Advisor360Config(),
+        settings=Advisor360Config(funds=["NWESX", "NWGBX", "NWRTX"]),
     ).collect()
     return {r["advisor_id"]: r.asDict() for r in rows}
 
@@ -141,6 +141,7 @@ def test_advisor_360_stitches_retroactively_but_only_with_links_known_then(
     assert x["engaged_minutes_7d"] == round(210 / 60, 2)
     assert x["linked_visitors"] == 2 and x["recency_days"] == 0 and x["active_days_7d"] == 2
     assert x["topic_share_esg"] == 2 / 3 and x["topic_share_retirement"] == 1 / 3
+    assert (x["fund_share_nwesx"], x["fund_share_nwrtx"]) == (1 / 3, 1 / 3)
     assert x["channel_share_search"] == 1 / 3 and x["mobile_session_share"] == 1 / 3
     assert day2["Y"]["sessions_90d"] == 0 and day2["Y"]["recency_days"] is None
     assert day2["Z"]["sessions_90d"] == 1 and day2["Z"]["recency_days"] == 1

@@ -149,6 +149,26 @@ def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> Non
     assert_df_equality(first, stored, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_model_is_reused_unless_a_refit_is_asked(
+    spark: SparkSession, text_lake: dict, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cfg = text_lake["cfg"]
+    if models.find_version(cfg) is None:
+        assert build_text_features.main(_args(cfg, END)) == 0
+    current = models.find_version(cfg).version
+    assert build_text_features.main(_args(cfg, END)) == 0
+    again = _summary(capfd.readouterr().err, "build_text_features")
+    assert (again["refit"], again["model_version"], again["notes_scored"]) == (False, current, 0)
+    assert build_text_features.main(_args(cfg, END, "--set", "text.refit=true")) == 0
+    refit = _summary(capfd.readouterr().err, "build_text_features")
+    notes = read_delta(spark, cfg.table_uri("silver.crm_notes")).count()
+    assert refit["refit"] and refit["model_version"] != current
+    assert refit["notes_scored"] == notes  # every note rescored with the new version
+    assert models.find_version(cfg).version == refit["model_version"]
+    topics = read_delta(spark, cfg.table_uri("gold.text_topics"))
+    assert topics.select("model_version").distinct().count() == 2  # both versions readable
+
+
 def test_real_cfpb_narratives_through_the_text_path(
     spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

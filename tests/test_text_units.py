@@ -135,3 +135,52 @@ def test_negation_window(spark: SparkSession, window: int) -> None:
     notes = spark.createDataFrame([("not at all happy",)], "text string")
     row = sentiment_scores(tokenize(notes), sentiment=settings).first()
     assert row["sentiment_score"] == (1.0 if window == 1 else -1.0)
+
+
+def test_candidates_quarantine_reasons_for_files_and_lines(spark: SparkSession) -> None:
+    from decisionlake.text.ingest import file_note_candidates, json_note_candidates
+
+    header = "Note-Id: {id}\nAdvisor-Id: {adv}\nAuthor: A\nCreated: 2026-11-24T10:00:00Z\n\n"
+    files = [
+        ("/l/ok.txt", (header.format(id="T1", adv="ADV1") + "Fine note").encode()),
+        ("/l/big.txt", (header.format(id="T2", adv="ADV1") + "x" * 500).encode()),
+        ("/l/anon.txt", (header.format(id="T3", adv="") + "No advisor").encode()),
+        ("/l/scan.pdf", b"%PDF-1.7"),
+        ("/l/bad.eml", b"\x00\x01\x02"),
+        ("/l/ok.eml", _email("Body")),
+    ]
+    df = spark.createDataFrame(
+        [(p, len(b), b) for p, b in files], "path string, length long, content binary"
+    )
+    got = {
+        r["source_file"]: r["reason"]
+        for r in file_note_candidates(df, max_bytes=300).select("source_file", "reason").collect()
+    }
+    assert got == {
+        "/l/ok.txt": None,
+        "/l/big.txt": "OVERSIZED_DOCUMENT",
+        "/l/anon.txt": "MISSING_ADVISOR",
+        "/l/scan.pdf": "UNSUPPORTED_FILE_TYPE",
+        "/l/bad.eml": "UNPARSEABLE_EMAIL",
+        "/l/ok.eml": None,
+    }
+    note = '{"note_id": "J1", "advisor_id": "ADV1", "created_at": "2026-11-24T10:00:00Z", '
+    lines = spark.createDataFrame(
+        [
+            ((note + '"body": "caf\xc3\xa9 ok"}').encode("latin-1"), "f"),
+            ((note + '"body": "broken \xff byte"}').encode("latin-1"), "f"),
+            (note.encode(), "f"),
+            ((note + '"body": ""}').encode(), "f"),
+        ],
+        "value binary, source_file string",
+    ).select(F.col("value").cast("string").alias("value"), "source_file")
+    rows = (
+        json_note_candidates(lines, max_bytes=1000).select("reason", "encoding", "body").collect()
+    )
+    assert [(r["reason"], r["encoding"]) for r in rows] == [
+        (None, "utf-8"),
+        (None, "utf-8-repaired"),
+        ("MALFORMED_JSON", "utf-8"),
+        ("MISSING_BODY", "utf-8"),
+    ]
+    assert rows[0]["body"] == "café ok"

@@ -149,6 +149,7 @@ class Advisor360Config:
     referrer_classes: list[str] = field(
         default_factory=lambda: ["direct", "search", "social", "email", "internal", "other"]
     )
+    funds: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,12 @@ def advisor_360(
             _share(F.col("asset_class") == a, has_class).alias(f"asset_class_share_{_name(a)}")
             for a in settings.asset_classes
         ],
+        *[
+            _share(F.col("fund_ticker") == f, F.col("fund_ticker").isNotNull()).alias(
+                f"fund_share_{_name(f)}"
+            )
+            for f in settings.funds
+        ],
         F.mode("fund_ticker", deterministic=True).alias(f"top_fund_{longest}d"),
     )
     counts = [
