@@ -14,7 +14,16 @@ from decisionlake.config import AppConfig, load_config
 from decisionlake.spark import get_spark
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The real data sets live in ../shared beside the checkout (CI lays a copy there too).
+SHARED_DATA = Path(os.environ.get("DECISIONLAKE_SHARED", REPO.parent / "shared")) / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not SHARED_DATA.is_dir():
+        raise pytest.UsageError(
+            f"real data sets not found at {SHARED_DATA}: put shared/ beside the checkout "
+            "or set DECISIONLAKE_SHARED"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,38 @@ def _cmd_services(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from decisionlake import pipeline as pl
+
+    definition = pl.load_pipeline(args.file)
+    if args.action == "graph":
+        for n, wave in enumerate(definition.levels(), start=1):
+            steps = ", ".join(
+                f"{s.name}" + (f" (after {', '.join(s.depends_on)})" if s.depends_on else "")
+                for s in wave
+            )
+            print(f"wave {n}: {steps}")
+        return 0
+    if args.run_date:
+        dates = [args.run_date]
+    elif args.date_from and args.date_to:
+        dates = pl.date_range(args.date_from, args.date_to)
+    else:
+        print("pipeline run needs --run-date or --from and --to", file=sys.stderr)
+        return 2
+    executor = (pl.in_process_executor if args.in_process else pl.spark_submit_executor)(args.env)
+
+    def progress(result: pl.StepResult) -> None:
+        print(f"  {result.run_date} {result.step:<22} {result.status:<9} "
+              f"{result.seconds:6.1f}s {result.reason}", flush=True)  # fmt: skip
+
+    results = pl.run_pipeline(
+        definition, dates, executor, settings=args.overrides, progress=progress
+    )
+    print(pl.format_summary(results))
+    return pl.main_exit_code(results)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from decisionlake.demo import run_demo
 
@@ -96,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("action", choices=["start", "stop", "status"])
     svc.add_argument("--no-mlflow", action="store_true")
 
+    pipe = with_env(sub.add_parser("pipeline", help="run or show the daily pipeline"))
+    pipe.add_argument("action", choices=["run", "graph"])
+    pipe.add_argument("--run-date", type=_iso_date, default=None)
+    pipe.add_argument("--from", dest="date_from", type=_iso_date, default=None)
+    pipe.add_argument("--to", dest="date_to", type=_iso_date, default=None)
+    pipe.add_argument("--file", default=None, help="pipeline definition (conf/pipeline.yaml)")
+    pipe.add_argument("--retries", type=int, default=None, help="cap retries per step")
+    pipe.add_argument(
+        "--in-process", action="store_true", help="run jobs in this process, not spark-submit"
+    )
+
     demo = with_env(sub.add_parser("demo", help="generate a day and run the pipeline on it"))
     demo.add_argument("--run-date", type=_iso_date, default=date(2026, 11, 24))
     demo.add_argument("--advisors", type=int, default=None)
@@ -118,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_generate(args)
         if args.command == "services":
             return _cmd_services(args)
+        if args.command == "pipeline":
+            return _cmd_pipeline(args)
         return _cmd_demo(args)
     except ConfigError as exc:
         print(f"decisionlake: ConfigError: {exc}", file=sys.stderr)

@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from datetime import timedelta
 from typing import Any
 
 from decisionlake import lake, services
 from decisionlake.checks import delta_rs_row_count
 from decisionlake.config import load_config
 from decisionlake.generate import build_spec, generate
-from decisionlake.jobs import (
-    build_advisor_360,
-    build_identity,
-    build_sessions,
-    build_text_features,
-    ingest_clickstream,
-    ingest_crm,
-    ingest_text,
+from decisionlake.pipeline import (
+    StepResult,
+    date_range,
+    format_summary,
+    in_process_executor,
+    load_pipeline,
+    main_exit_code,
+    run_pipeline,
 )
-from decisionlake.logs import JobLogger
-from decisionlake.runtime import JobContext, build_context, job_parser
-
-# Per arrival day, then once for the run date: the order of the daily pipeline.
-FIRST_STEPS = (("ingest_crm", ingest_crm.run),)
-DAILY_INGEST = (
-    ("ingest_clickstream", ingest_clickstream.run),
-    ("ingest_text", ingest_text.run),
-)
-RUN_DATE_STEPS = (
-    ("build_sessions", build_sessions.run),
-    ("build_identity", build_identity.run),
-    ("build_text_features", build_text_features.run),
-    ("build_advisor_360", build_advisor_360.run),
-)
+from decisionlake.spark import get_spark
 
 
 def _one_line(name: str, summary: dict[str, Any]) -> str:
@@ -93,18 +79,6 @@ def _log_to_mlflow(
     return f"{uri}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def _step(
-    ctx: JobContext, name: str, body: Any, timings: dict[str, float] | None = None
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    summary = body(ctx)
-    seconds = time.perf_counter() - started
-    if timings is not None:
-        timings[name] = timings.get(name, 0.0) + seconds
-    print(f"  {ctx.run_date} {name:<20} {seconds:5.1f}s  {_one_line(name, summary)}", flush=True)
-    return summary
-
-
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; prints a short human summary and returns an exit code."""
     started = time.perf_counter()
@@ -121,49 +95,49 @@ def run_demo(args: argparse.Namespace) -> int:
     spec = build_spec(
         cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None
     )
-    job_args = job_parser("demo").parse_args(
-        ["--env", args.env, "--run-date", args.run_date.isoformat()]
-        + [part for o in args.overrides for part in ("--set", o)]
-    )
-    job_args.config = args.config
-    ctx = build_context("demo", job_args)
-    log_path = services.state_dir() / "demo-log.jsonl"
-    ctx.log = JobLogger("demo", ctx.run_id, stream=log_path.open("a", encoding="utf-8"))
-    print(f"structured logs (JSON lines per stage): {log_path}")
-
+    spark = get_spark(cfg, "decisionlake-demo")
     t0 = time.perf_counter()
-    gen = generate(ctx.spark, cfg, spec)
+    gen = generate(spark, cfg, spec)
     print(
         f"generated {spec.days} day(s) ending {args.run_date} for {spec.advisors} advisors "
         f"({spec.visitors} visitors): {json.dumps(gen['rows'])} "
-        f"in {time.perf_counter() - t0:.1f}s\n\npipeline",
+        f"in {time.perf_counter() - t0:.1f}s",
         flush=True,
     )
-    pipeline_started = time.perf_counter()
+    definition = load_pipeline()
+    dates = date_range(spec.start_date, args.run_date)
+    log_path = services.state_dir() / "demo-log.jsonl"
+    print(f"\npipeline {definition.name} for {dates[0]}..{dates[-1]} "
+          f"(structured logs: {log_path})", flush=True)  # fmt: skip
     timings: dict[str, float] = {}
-    ctx.run_date = args.run_date
-    results: dict[str, dict[str, Any]] = {}
-    for name, body in FIRST_STEPS:
-        results[name] = _step(ctx, name, body, timings)
-    day = spec.start_date
-    while day <= args.run_date:
-        ctx.run_date = day
-        for name, body in DAILY_INGEST:
-            _step(ctx, name, body, timings)
-        day += timedelta(days=1)
-    ctx.run_date = args.run_date
-    for name, body in RUN_DATE_STEPS:
-        results[name] = _step(ctx, name, body, timings)
-    pipeline_seconds = time.perf_counter() - pipeline_started
+    summaries: dict[str, dict[str, Any]] = {}
 
+    def progress(result: StepResult) -> None:
+        timings[result.step] = timings.get(result.step, 0.0) + result.seconds
+        summaries[result.step] = result.summary
+        detail = _one_line(result.step, result.summary) if result.summary else result.reason
+        print(f"  {result.run_date} {result.step:<20} {result.status:<9} {result.seconds:5.1f}s  "
+              f"{detail}", file=sys.__stdout__, flush=True)  # fmt: skip
+
+    pipeline_started = time.perf_counter()
+    with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+        results = run_pipeline(
+            definition, dates, in_process_executor(args.env), settings=args.overrides,
+            progress=progress, max_retries=0,
+        )  # fmt: skip
+    pipeline_seconds = time.perf_counter() - pipeline_started
+    if main_exit_code(results):
+        print(format_summary(results))
+        return 1
+    results_by_step = summaries
     print("\ntopics of the text pipeline (top terms)")
-    for topic, terms in sorted(results["build_text_features"]["topics"].items()):
+    for topic, terms in sorted(results_by_step["build_text_features"]["topics"].items()):
         print(f"  topic {topic}: {', '.join(terms[:8])}")
     print("\ntables (rows)")
     table_rows: dict[str, int] = {}
     for name, uri in cfg.catalog().items():
-        if lake.delta_table_exists(ctx.spark, uri):
-            table_rows[name] = lake.read_delta(ctx.spark, uri).count()
+        if lake.delta_table_exists(spark, uri):
+            table_rows[name] = lake.read_delta(spark, uri).count()
             print(f"  {name:<32} {table_rows[name]:>9}  {uri}")
     bronze = cfg.table_uri("bronze.clickstream")
     independent = delta_rs_row_count(bronze, cfg.storage)

@@ -87,6 +87,36 @@ def build_context(
     return JobContext(cfg, session, args.run_date, run_id, log, args)
 
 
+def execute(
+    name: str,
+    argv: Sequence[str] | None,
+    body: JobBody,
+    *,
+    parser: argparse.ArgumentParser | None = None,
+    spark: SparkSession | None = None,
+) -> tuple[int, str, dict[str, Any]]:
+    """Run a job body; returns (exit code, one-line reason if it failed, summary)."""
+    parser = parser or job_parser(name)
+    parser.__class__ = _Parser
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _ArgumentError as exc:
+        return EXIT_USAGE, f"{name}: usage error: {exc}", {}
+    try:
+        ctx = build_context(name, args, spark=spark)
+    except (ConfigError, MissingJarsError) as exc:
+        return EXIT_USAGE, f"{name}: {type(exc).__name__}: {exc}", {}
+    ctx.log.event("job_start", env=ctx.cfg.env, run_date=ctx.run_date.isoformat())
+    try:
+        summary = body(ctx)
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])
+        return EXIT_FAILED, f"{name} failed: {type(exc).__name__}: {reason[:500]}", {}
+    ctx.log.event("job_succeeded", summary=summary)
+    return EXIT_OK, "", summary
+
+
 def run_job(
     name: str,
     argv: Sequence[str] | None,
@@ -99,25 +129,7 @@ def run_job(
 
     On failure the last line on stderr is a one-line reason; the JSON log has the details.
     """
-    parser = parser or job_parser(name)
-    parser.__class__ = _Parser
-    try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except _ArgumentError as exc:
-        print(f"{name}: usage error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        ctx = build_context(name, args, spark=spark)
-    except (ConfigError, MissingJarsError) as exc:
-        print(f"{name}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    ctx.log.event("job_start", env=ctx.cfg.env, run_date=ctx.run_date.isoformat())
-    try:
-        summary = body(ctx)
-    except Exception as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])
-        print(f"{name} failed: {type(exc).__name__}: {reason[:500]}", file=sys.stderr)
-        return EXIT_FAILED
-    ctx.log.event("job_succeeded", summary=summary)
-    return EXIT_OK
+    code, reason, _ = execute(name, argv, body, parser=parser, spark=spark)
+    if code != EXIT_OK:
+        print(reason, file=sys.stderr)
+    return code

@@ -6,9 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from pyarrow.fs import FileType
 from pyspark.ml import PipelineModel
 
 from decisionlake.config import AppConfig
+from decisionlake.storage import filesystem_for
 
 EXPERIMENT = "decisionlake-text-pipeline"
 
@@ -73,7 +75,14 @@ def find_version(cfg: AppConfig, version: str = "") -> TextModelVersion | None:
             raise LookupError(f"text.model_version={version!r} is not recorded in MLflow")
         return None
     tags = runs[0].data.tags
-    return TextModelVersion(tags["model_version"], tags["model_path"], runs[0].info.run_id)
+    found = TextModelVersion(tags["model_version"], tags["model_path"], runs[0].info.run_id)
+    filesystem, path = filesystem_for(f"{found.path}/metadata", cfg.storage)
+    if filesystem.get_file_info(path).type == FileType.NotFound:
+        raise FileNotFoundError(
+            f"text pipeline {found.version} is recorded in MLflow but {found.path} is gone; "
+            "restore it, pin another text.model_version, or fit anew with --set text.refit=true"
+        )
+    return found
 
 
 def load(version: TextModelVersion) -> PipelineModel:
