@@ -1,0 +1,61 @@
+"""Plan shape of the hot paths: no row-at-a-time Python UDF, and the exchanges the design expects.
+
+Plan shape is deterministic (time is not), so these are tests; timings live in benchmarks.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+
+from decisionlake.clickstream.adapters import CANONICAL_SCHEMA
+from decisionlake.clickstream.bots import classify_bots
+from decisionlake.clickstream.enrich import enrich_events
+from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
+from decisionlake.config import load_config
+from decisionlake.text.ingest import file_note_candidates, json_note_candidates
+
+
+def _plan(df: DataFrame) -> str:
+    return df._jdf.queryExecution().executedPlan().toString()
+
+
+def _canonical(spark: SparkSession) -> DataFrame:
+    row = {f.name: None for f in CANONICAL_SCHEMA.fields}
+    row.update(
+        {
+            "source": "web",
+            "event_id": "e",
+            "event_ts": datetime(2026, 11, 24, 9),
+            "visitor_id": "v",
+            "event_type": "page_view",
+            "event_date": date(2026, 11, 24),
+        }
+    )
+    return spark.createDataFrame([row], CANONICAL_SCHEMA)
+
+
+def test_clickstream_path_has_no_python_udf_and_one_shuffle_per_sessionization(
+    spark: SparkSession,
+) -> None:
+    cfg = load_config("test")
+    cs = cfg.clickstream
+    events = _canonical(spark).transform(
+        enrich_events, referrer_rules=cs.referrers, crawler_pattern=cs.bots.crawler_pattern
+    )
+    sessionized = assign_sessions(events, timeout_minutes=30)
+    assert _plan(sessionized).count("Exchange") == 1  # one shuffle by (source, visitor)
+    bots = classify_bots(events, rules=cs.bots, timeout_minutes=30)
+    views = build_page_views(sessionized, heartbeat_seconds=10, min_visit_seconds=10)
+    for df in (events, sessionized, bots, views, build_sessions(sessionized, views)):
+        plan = _plan(df)
+        assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
+
+
+def test_text_ingest_uses_arrow_batches_only_for_mime(spark: SparkSession) -> None:
+    lines = spark.createDataFrame([('{"note_id": "1"}', "f")], "value string, source_file string")
+    files = spark.createDataFrame([("a.eml", 1, b"x")], "path string, length long, content binary")
+    assert "Python" not in _plan(json_note_candidates(lines, max_bytes=100))
+    plan = _plan(file_note_candidates(files, max_bytes=100))
+    assert "BatchEvalPython" not in plan and plan.count("ArrowEvalPython") == 1
