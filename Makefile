@@ -6,12 +6,12 @@ PY := $(VENV)/bin/python
 JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
 
-.PHONY: demo test venv jars lint format services-start services-stop clean-data clean
+.PHONY: demo test venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
 
-test: venv jars
+test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(PY) -m pytest -q tests
 
@@ -25,6 +25,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 jars: $(JARS_STAMP)
+
+# Node tools the tests use (the real asl-validator for rendered state machines).
+tools: .cache/node/.installed
+
+.cache/node/.installed: scripts/node/package.json
+	mkdir -p .cache/node
+	cp scripts/node/package.json .cache/node/package.json
+	cd .cache/node && npm install --no-audit --no-fund --silent
+	touch $@
 
 $(JARS_STAMP): scripts/jars/pom.xml scripts/resolve-jars
 	bash scripts/resolve-jars

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
+from pathlib import Path
 
 from decisionlake.config import ConfigError, load_config
 
@@ -64,6 +65,20 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     from decisionlake import pipeline as pl
 
     definition = pl.load_pipeline(args.file)
+    if args.action == "render":
+        from decisionlake.orchestration.asl import DeploySettings, render_state_machine
+
+        machine = render_state_machine(
+            definition, target=args.target, transient=args.transient,
+            settings=DeploySettings(env=args.env),
+        )  # fmt: skip
+        text = json.dumps(machine, indent=2)
+        if args.out:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+            print(f"wrote {args.out}")
+        else:
+            print(text)
+        return 0
     if args.action == "graph":
         for n, wave in enumerate(definition.levels(), start=1):
             steps = ", ".join(
@@ -129,7 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument("--no-mlflow", action="store_true")
 
     pipe = with_env(sub.add_parser("pipeline", help="run or show the daily pipeline"))
-    pipe.add_argument("action", choices=["run", "graph"])
+    pipe.add_argument("action", choices=["run", "graph", "render"])
+    pipe.add_argument("--target", choices=["emr", "emr-serverless"], default="emr")
+    pipe.add_argument("--transient", action="store_true", help="create and terminate a cluster")
+    pipe.add_argument("--out", default=None, help="write the rendered state machine here")
     pipe.add_argument("--run-date", type=_iso_date, default=None)
     pipe.add_argument("--from", dest="date_from", type=_iso_date, default=None)
     pipe.add_argument("--to", dest="date_to", type=_iso_date, default=None)

@@ -1,0 +1,1 @@
+"""Rendering the pipeline definition for AWS: Step Functions state machines for EMR."""
