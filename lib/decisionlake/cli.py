@@ -50,10 +50,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_services(args: argparse.Namespace) -> int:
     from decisionlake import services
 
-    if args.action == "start":
+    if args.action in ("start", "up"):
         state = services.start_stack(with_mlflow=not args.no_mlflow)
         print(json.dumps(state["env"], indent=1))
-    elif args.action == "stop":
+    elif args.action in ("stop", "down"):
         services.stop_stack()
         print("services stopped")
     else:
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--end-date", type=_iso_date, default=date.today() - timedelta(days=1))
 
     svc = sub.add_parser("services", help="start/stop/status of the local service stand-ins")
-    svc.add_argument("action", choices=["start", "stop", "status"])
+    svc.add_argument("action", choices=["start", "up", "stop", "down", "status"])
     svc.add_argument("--no-mlflow", action="store_true")
 
     pipe = with_env(sub.add_parser("pipeline", help="run or show the daily pipeline"))
