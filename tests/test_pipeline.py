@@ -32,6 +32,7 @@ def test_shipped_pipeline_waves() -> None:
         ["ingest_text", "build_sessions"],
         ["build_identity", "build_text_features"],
         ["build_advisor_360"],
+        ["check_quality"],
     ]
 
 

@@ -62,8 +62,11 @@ def test_every_step_has_retry_timeout_catch_and_the_run_date() -> None:
         task = tasks[f"Run {step.name}"]
         assert task["Resource"] == "arn:aws:states:::elasticmapreduce:addStep.sync"
         assert task["TimeoutSeconds"] == step.timeout_minutes * 60
-        assert task["Retry"][0]["MaxAttempts"] == step.retries == 2
-        assert task["Retry"][0]["BackoffRate"] == 2.0
+        if step.retries:
+            assert task["Retry"][0]["MaxAttempts"] == step.retries
+            assert task["Retry"][0]["BackoffRate"] == 2.0
+        else:
+            assert "Retry" not in task  # the quality gate is not retried
         args = task["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
         assert f"jobs/{step.job}.py" in args and args.endswith("'--run-date', $.run_date)")
     # Failures in any wave reach the notification, then the Fail state.
@@ -84,6 +87,7 @@ def test_parallel_waves_follow_the_dependencies() -> None:
         "Wave 2: ingest_text, build_sessions",
         "Wave 3: build_identity, build_text_features",
         "Run build_advisor_360",
+        "Run check_quality",
     ]
 
 
@@ -96,6 +100,6 @@ def test_serverless_uses_client_tokens_and_transient_clusters_are_always_termina
     transient = render_state_machine(load_pipeline(), target="emr", transient=True)
     states = transient["States"]
     assert transient["StartAt"] == "Create cluster"
-    assert states["Run build_advisor_360"]["Next"] == "Terminate cluster"
+    assert states["Run check_quality"]["Next"] == "Terminate cluster"
     assert states["Notify failure"]["Next"] == "Terminate cluster after failure"
     assert states["Terminate cluster after failure"]["Next"] == "Failed"

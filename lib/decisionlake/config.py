@@ -183,6 +183,42 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """One data-quality rule on a table."""
+
+    rule: Literal[
+        "not_null",
+        "unique",
+        "accepted_values",
+        "range",
+        "regex",
+        "referential",
+        "freshness",
+        "volume",
+    ]
+    severity: Literal["warn", "fail"] = "fail"
+    column: Any = None
+    values: list[str] = field(default_factory=list)
+    min: float | None = None
+    max: float | None = None
+    pattern: str = ""
+    to_table: str = ""
+    to_column: str = ""
+    max_age_days: int = 0
+    min_ratio: float = 0.0
+    max_ratio: float = 0.0
+    history: int = 7
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Expectations per logical table and the column that selects a run's slice."""
+
+    run_window_column: dict[str, str] = field(default_factory=dict)
+    expectations: dict[str, list[Expectation]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """Defaults of the synthetic data generator."""
 
@@ -220,6 +256,7 @@ class AppConfig:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     advisor_360: Advisor360Config = field(default_factory=Advisor360Config)
     text: TextConfig = field(default_factory=TextConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)
 

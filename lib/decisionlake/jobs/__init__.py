@@ -9,4 +9,5 @@ JOBS: dict[str, str] = {
     "build_identity": "decisionlake.jobs.build_identity",
     "build_text_features": "decisionlake.jobs.build_text_features",
     "build_advisor_360": "decisionlake.jobs.build_advisor_360",
+    "check_quality": "decisionlake.jobs.check_quality",
 }

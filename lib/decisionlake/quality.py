@@ -1,0 +1,193 @@
+"""Data-quality expectations evaluated in Spark, results in ``ops.dq_results``.
+
+Row-level rules of a table (not null, accepted values, ranges, regex, uniqueness, freshness)
+become aggregate expressions of one pass over the run's slice; referential integrity is one
+anti-join; volume compares the slice's row count with the trailing average of earlier runs.
+Only one row per rule reaches the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from decisionlake.config import Expectation
+
+RESULT_SCHEMA = T.StructType(
+    [
+        T.StructField("run_date", T.DateType(), False),
+        T.StructField("table", T.StringType(), False),
+        T.StructField("rule", T.StringType(), False),
+        T.StructField("columns", T.StringType()),
+        T.StructField("severity", T.StringType(), False),
+        T.StructField("rows_checked", T.LongType(), False),
+        T.StructField("rows_failed", T.LongType(), False),
+        T.StructField("sample_failing", T.StringType()),
+        T.StructField("passed", T.BooleanType(), False),
+        T.StructField("detail", T.StringType()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one expectation on one table's slice."""
+
+    table: str
+    rule: str
+    columns: str
+    severity: str
+    rows_checked: int
+    rows_failed: int
+    sample_failing: str | None
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.rows_failed == 0
+
+
+def _columns(e: Expectation) -> list[str]:
+    if e.column is None:
+        return []
+    return [e.column] if isinstance(e.column, str) else [str(c) for c in e.column]
+
+
+def _failing(e: Expectation, run_date: date) -> Column | None:
+    """A per-row condition that marks failing rows (None for table-level rules)."""
+    cols = [F.col(c) for c in _columns(e)]
+    if e.rule == "not_null":
+        return F.greatest(*[c.isNull() for c in cols]) if len(cols) > 1 else cols[0].isNull()
+    if e.rule == "accepted_values":
+        return cols[0].isNotNull() & ~cols[0].isin(*e.values)
+    if e.rule == "range":
+        below = cols[0] < F.lit(e.min) if e.min is not None else F.lit(False)
+        above = cols[0] > F.lit(e.max) if e.max is not None else F.lit(False)
+        return cols[0].isNotNull() & (below | above)
+    if e.rule == "regex":
+        return cols[0].isNotNull() & ~cols[0].rlike(e.pattern)
+    del run_date
+    return None
+
+
+def evaluate_rows(
+    df: DataFrame, table: str, expectations: list[Expectation], *, run_date: date
+) -> list[RuleResult]:
+    """All single-table rules of ``table`` in one aggregation over ``df``."""
+    aggs: list[Column] = [F.count("*").alias("_rows")]
+    plan: list[tuple[int, Expectation]] = []
+    for i, e in enumerate(expectations):
+        fail = _failing(e, run_date)
+        if fail is not None:
+            shown = F.concat_ws("|", *[F.col(c).cast("string") for c in _columns(e)])
+            aggs += [
+                F.sum(fail.cast("long")).alias(f"_f{i}"),
+                F.min(F.when(fail, shown)).alias(f"_lo{i}"),
+                F.max(F.when(fail, shown)).alias(f"_hi{i}"),
+            ]
+        elif e.rule == "unique":
+            key = F.struct(*_columns(e))
+            aggs.append((F.count(key) - F.count_distinct(key)).alias(f"_f{i}"))
+        elif e.rule == "freshness":
+            aggs.append(F.max(_columns(e)[0]).alias(f"_latest{i}"))
+        else:
+            continue
+        plan.append((i, e))
+    row = df.agg(*aggs).first()  # one row
+    assert row is not None
+    rows = int(row["_rows"])
+    results = []
+    for i, e in plan:
+        cols = ",".join(_columns(e))
+        if e.rule == "freshness":
+            latest = row[f"_latest{i}"]
+            limit = run_date - timedelta(days=e.max_age_days)
+            stale = latest is None or latest < limit
+            results.append(
+                RuleResult(
+                    table,
+                    e.rule,
+                    cols,
+                    e.severity,
+                    rows,
+                    int(stale),
+                    str(latest),
+                    f"latest {latest}, needed >= {limit}",
+                )
+            )
+            continue
+        failed = int(row[f"_f{i}"] or 0)
+        sample = None
+        if f"_lo{i}" in row.asDict() and failed:
+            sample = ", ".join(sorted({str(row[f"_lo{i}"]), str(row[f"_hi{i}"])}))
+        results.append(RuleResult(table, e.rule, cols, e.severity, rows, failed, sample))
+    return results
+
+
+def evaluate_referential(
+    df: DataFrame, table: str, e: Expectation, reference: DataFrame
+) -> RuleResult:
+    """Rows of ``df`` whose key has no match in ``reference``."""
+    column, ref_column = _columns(e)[0], e.to_column or _columns(e)[0]
+    orphans = df.join(
+        reference.select(F.col(ref_column).alias(column)).distinct(), column, "left_anti"
+    ).where(F.col(column).isNotNull())
+    row = orphans.agg(
+        F.count("*").alias("n"), F.min(F.col(column).cast("string")).alias("lo")
+    ).first()
+    assert row is not None
+    return RuleResult(
+        table,
+        e.rule,
+        column,
+        e.severity,
+        df.count(),
+        int(row["n"]),
+        row["lo"],
+        f"against {e.to_table}.{ref_column}",
+    )
+
+
+def evaluate_volume(
+    rows: int, table: str, e: Expectation, previous_counts: list[int]
+) -> RuleResult:
+    """Row count against the trailing average of earlier runs (passes without history)."""
+    if not previous_counts:
+        return RuleResult(table, e.rule, "", e.severity, rows, 0, None, "no history yet")
+    average = sum(previous_counts) / len(previous_counts)
+    ratio = rows / average if average else float("inf")
+    bad = not (e.min_ratio <= ratio <= (e.max_ratio or float("inf")))
+    return RuleResult(
+        table,
+        e.rule,
+        "",
+        e.severity,
+        rows,
+        int(bad),
+        None,
+        f"{rows} rows vs trailing average {average:.1f} (ratio {ratio:.2f})",
+    )
+
+
+def results_frame(spark: SparkSession, results: list[RuleResult], run_date: date) -> DataFrame:
+    rows: list[dict[str, Any]] = [
+        {
+            "run_date": run_date,
+            "table": r.table,
+            "rule": r.rule,
+            "columns": r.columns,
+            "severity": r.severity,
+            "rows_checked": r.rows_checked,
+            "rows_failed": r.rows_failed,
+            "sample_failing": r.sample_failing,
+            "passed": r.passed,
+            "detail": r.detail,
+        }
+        for r in results
+    ]
+    return spark.createDataFrame(rows, RESULT_SCHEMA)

@@ -1,0 +1,86 @@
+"""Data-quality expectations: one pass per table, counts, samples, severities, the gate."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import SparkSession
+
+from decisionlake.config import Expectation
+from decisionlake.quality import evaluate_referential, evaluate_rows, evaluate_volume
+
+RUN = date(2026, 11, 24)
+
+
+def test_row_rules_count_failures_and_sample_values(spark: SparkSession) -> None:
+    df = spark.createDataFrame(
+        [
+            ("a", "search", 10.0, "https://x", RUN),
+            ("b", "carrier-pigeon", -5.0, "ftp://x", RUN),
+            ("b", None, 99999.0, None, RUN),
+            (None, "direct", 1.0, "https://y", RUN),
+        ],
+        "id string, channel string, seconds double, url string, day date",
+    )
+    rules = [
+        Expectation(rule="not_null", column="id"),
+        Expectation(rule="unique", column="id"),
+        Expectation(rule="accepted_values", column="channel", values=["search", "direct"]),
+        Expectation(rule="range", column="seconds", min=0, max=14400, severity="warn"),
+        Expectation(rule="regex", column="url", pattern="^https?://"),
+        Expectation(rule="freshness", column="day", max_age_days=0),
+    ]
+    got = {r.rule: r for r in evaluate_rows(df, "t", rules, run_date=RUN)}
+    assert {k: v.rows_failed for k, v in got.items()} == {
+        "not_null": 1, "unique": 1, "accepted_values": 1, "range": 2, "regex": 1, "freshness": 0,
+    }  # fmt: skip
+    assert got["accepted_values"].sample_failing == "carrier-pigeon"
+    assert got["range"].sample_failing == "-5.0, 99999.0" and got["range"].severity == "warn"
+    assert all(r.rows_checked == 4 for r in got.values())
+    stale = evaluate_rows(df, "t", rules[-1:], run_date=date(2026, 11, 26))[0]
+    assert not stale.passed and "needed >= 2026-11-26" in stale.detail
+
+
+def test_referential_and_volume(spark: SparkSession) -> None:
+    scores = spark.createDataFrame([("A",), ("B",), ("Z",)], "advisor_id string")
+    crm = spark.createDataFrame([("A",), ("B",)], "advisor_id string")
+    rule = Expectation(
+        rule="referential", column="advisor_id", to_table="crm", to_column="advisor_id"
+    )
+    result = evaluate_referential(scores, "scores", rule, crm)
+    assert (result.rows_failed, result.sample_failing) == (1, "Z")
+    volume = Expectation(rule="volume", min_ratio=0.5, max_ratio=2.0, severity="warn")
+    assert evaluate_volume(100, "t", volume, []).passed  # no history yet
+    assert evaluate_volume(100, "t", volume, [90, 110]).passed
+    low = evaluate_volume(20, "t", volume, [90, 110])
+    assert not low.passed and "ratio 0.20" in low.detail
+
+
+def test_gate_fails_the_job_and_records_results(
+    spark: SparkSession,
+    tmp_path,
+    capfd,
+) -> None:
+    from decisionlake.jobs import check_quality
+    from decisionlake.lake import read_delta
+
+    from .conftest import make_config
+
+    cfg = make_config("test", tmp_path)
+    spark.createDataFrame(
+        [("s1", RUN), ("s1", RUN), ("s2", date(2026, 11, 23))],
+        "session_id string, session_date date",
+    ).write.format("delta").save(cfg.table_uri("silver.sessions"))
+    argv = [
+        "--env", "test", "--run-date", RUN.isoformat(),
+        "--set", f"paths.lake={cfg.paths.lake}",
+        "--set", "quality.expectations={silver.sessions: [{rule: unique, column: session_id}, "
+                 "{rule: not_null, column: session_id, severity: warn}]}",
+        "--set", "quality.run_window_column={silver.sessions: session_date}",
+    ]  # fmt: skip
+    assert check_quality.main(argv) == 1
+    last = capfd.readouterr().err.strip().splitlines()[-1]
+    assert "1 blocking expectation(s) failed: silver.sessions.unique(session_id)" in last
+    stored = {r["rule"]: r for r in read_delta(spark, cfg.table_uri("ops.dq_results")).collect()}
+    assert stored["unique"]["rows_failed"] == 1 and stored["unique"]["rows_checked"] == 2
+    assert stored["not_null"]["passed"]
