@@ -49,6 +49,8 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
             f"text pipeline {summary['model_version']} ({refit}), "
             f"{summary['notes_scored']} notes scored, {summary['advisors']} advisors"
         )
+    if name == "check_quality":
+        return f"{summary['rules']} expectations, {summary['failed']} failed (see ops.dq_results)"
     if name == "build_identity":
         return f"{summary['visitors_linked']} visitors linked {summary['by_resolution']}"
     return f"{summary.get('rows')} rows, {summary.get('advisors_with_sessions_90d')} active"
