@@ -96,6 +96,7 @@ def test_serverless_uses_client_tokens_and_transient_clusters_are_always_termina
     for name, task in serverless.items():
         assert task["Resource"] == "arn:aws:states:::emr-serverless:startJobRun.sync"
         assert "$$.Execution.Name" in task["Parameters"]["ClientToken.$"]
+        assert "$$.State.RetryCount" in task["Parameters"]["ClientToken.$"]
         assert name.removeprefix("Run ") in task["Parameters"]["ClientToken.$"]
     transient = render_state_machine(load_pipeline(), target="emr", transient=True)
     states = transient["States"]

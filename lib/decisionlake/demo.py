@@ -53,7 +53,7 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
         return f"{summary['rules']} expectations, {summary['failed']} failed (see ops.dq_results)"
     if name == "build_identity":
         return f"{summary['visitors_linked']} visitors linked {summary['by_resolution']}"
-    return f"{summary.get('rows')} rows, {summary.get('advisors_with_sessions_90d')} active"
+    return f"{summary.get('rows')} rows, {summary.get('advisors_active')} active"
 
 
 def _log_to_mlflow(

@@ -126,16 +126,20 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
 
     with log.stage("read_validate", source=source) as st:
-        validated = spec.validate(
-            lake.read_text_lines(spark, source), ingest_date=ctx.run_date, cfg=cfg
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        raw = lake.read_text_lines(spark, source)
+        lines_in = raw.count()  # counted before validation, so the accounting can fail
+        if lines_in == 0:
+            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+        validated = spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
         by_reason = {
             (r["reason"] or "VALID"): (int(r["rows"]), int(r["keys"]))
             for r in validated.groupBy("reason")
             .agg(F.count("*").alias("rows"), F.count_distinct("_key").alias("keys"))
             .collect()  # one row per reason code: bounded
         }
-        lines_read = sum(rows for rows, _ in by_reason.values())
+        lines_read = lines_in
         valid_rows, valid_keys = by_reason.pop("VALID", (0, 0))
         quarantined = {reason: rows for reason, (rows, _) in sorted(by_reason.items())}
         st.add(rows_in=lines_read, valid=valid_rows, quarantined=sum(quarantined.values()))

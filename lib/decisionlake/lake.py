@@ -140,16 +140,20 @@ def merge_insert_new(
     schema: T.StructType,
     partition_by: Sequence[str] = (),
     update_when_changed: Sequence[str] = (),
+    match_partitions: bool = True,
 ) -> dict[str, Any]:
     """Insert rows whose key is not in the table yet; returns metrics.
 
     Partition columns join the match condition so Delta prunes target files; they must be
     functionally dependent on the key (an event's date never changes). With
     ``update_when_changed``, matched rows whose listed columns differ are updated (a dimension
-    upsert); unchanged rows are left alone, so a rerun rewrites nothing.
+    upsert); unchanged rows are left alone, so a rerun rewrites nothing. Set
+    ``match_partitions=False`` when a row's partition value can change (a corrected note date):
+    the match is then on the key alone, at the cost of partition pruning.
     """
     target = ensure_delta_table(spark, uri, schema, partition_by)
-    match_columns = [*partition_by, *[k for k in keys if k not in partition_by]]
+    pruning = list(partition_by) if match_partitions else []
+    match_columns = [*pruning, *[k for k in keys if k not in pruning]]
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
     before = _current_version(target)
     merge = target.alias("t").merge(source.alias("s"), condition)

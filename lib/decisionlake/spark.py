@@ -28,6 +28,8 @@ def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
         # Delta MERGE keeps its statistics-based file skipping; no schema drift by accident.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.debug.maxToStringFields": "200",
+        # A repeated "Key:" line in a note header keeps its last value instead of failing.
+        "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
     }
     if spark_cfg.mode == "local":
         conf.update(
@@ -92,6 +94,8 @@ def get_spark(cfg: AppConfig, app_name: str = "decisionlake") -> SparkSession:
     """
     active = SparkSession.getActiveSession()
     if active is not None:
+        # Dates derive from timestamps everywhere: a notebook's local time zone would shift them.
+        active.conf.set("spark.sql.session.timeZone", "UTC")
         return active
     if cfg.spark.mode == "local":
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -43,6 +43,29 @@ SILVER_EVENT_COLUMNS = (
 )
 
 
+# Properties that carry no personal data; anything else a tracker sends stays in bronze.
+ALLOWED_PROPERTIES = (
+    "form_id",
+    "document_id",
+    "video_id",
+    "target",
+    "email_sha256",
+    "search_query",
+)
+_EMAIL_OR_PHONE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\+?\d[\d ().-]{7,}\d"
+
+
+def without_query(url: Column) -> Column:
+    """A URL without query string and fragment (tokens and emails travel there)."""
+    return F.regexp_replace(url, r"[?#].*$", "")
+
+
+def allowed_properties(properties: Column) -> Column:
+    """Known, non-identifying properties only; free text has emails and phones masked."""
+    kept = F.map_filter(properties, lambda k, _v: k.isin(*ALLOWED_PROPERTIES))
+    return F.transform_values(kept, lambda _k, v: F.regexp_replace(v, _EMAIL_OR_PHONE, "<PII>"))
+
+
 def url_host(url: Column) -> Column:
     return F.lower(F.try_parse_url(url, F.lit("HOST")))
 
@@ -121,8 +144,16 @@ def enrich_events(
     ref_host = url_host(F.col("referrer"))
     utm_medium = F.coalesce(url_query_param(F.col("url"), "utm_medium"), F.col("utm_medium_hint"))
     ua = F.col("user_agent")
+    kept = [
+        c
+        for c in canonical.columns
+        if not c.endswith("_hint") and c not in ("ip", "url", "referrer", "properties")
+    ]
     return canonical.select(
-        *[c for c in canonical.columns if not c.endswith("_hint") and c != "ip"],
+        *kept,
+        without_query(F.col("url")).alias("url"),
+        without_query(F.col("referrer")).alias("referrer"),
+        allowed_properties(F.col("properties")).alias("properties"),
         host.alias("url_host"),
         F.try_parse_url(F.col("url"), F.lit("PATH")).alias("url_path"),
         F.coalesce(url_query_param(F.col("url"), "utm_source"), F.col("utm_source_hint")).alias(

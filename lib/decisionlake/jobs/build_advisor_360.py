@@ -19,6 +19,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     """Replace the run date's slice of gold.advisor_360."""
     cfg, spark = ctx.cfg, ctx.spark
     uri = cfg.table_uri("gold.advisor_360")
+    longest = f"sessions_{max(cfg.advisor_360.windows_days)}d"
 
     def table(name: str):
         return lake.read_delta(spark, cfg.table_uri(name))
@@ -49,15 +50,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
             .where(F.col("as_of_date") == F.lit(ctx.run_date))
             .agg(
                 F.count("*").alias("rows"),
-                F.sum((F.col("sessions_90d") > 0).cast("int")).alias("active"),
+                F.sum((F.col(longest) > 0).cast("int")).alias("active"),
             )
             .first()
         )
-        st.add(rows=active["rows"], advisors_with_sessions_90d=active["active"])
+        st.add(rows=active["rows"], advisors_active=active["active"])
     return {
         "run_date": ctx.run_date.isoformat(),
         "rows": active["rows"],
-        "advisors_with_sessions_90d": active["active"],
+        "advisors_active": active["active"],
         "version": metrics.get("version"),
         "tables": {"gold.advisor_360": uri},
     }

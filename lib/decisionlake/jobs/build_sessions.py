@@ -54,7 +54,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
     in_window = F.col("event_date").between(first, last)
 
     with log.stage("read_enrich_classify", window=[first, last]) as st:
-        canonical = read_canonical_events(ctx, context_start.isoformat(), last)
+        # One day past the window too: a session started on the run date may run past
+        # midnight, and a rerun of an old date must not cut it short.
+        after = (ctx.run_date + timedelta(days=1)).isoformat()
+        canonical = read_canonical_events(ctx, context_start.isoformat(), after)
         if canonical is None:
             raise RuntimeError("no bronze event table exists yet: run the ingest jobs first")
         events = (

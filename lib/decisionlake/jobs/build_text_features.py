@@ -109,6 +109,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             schema=scored.schema,
             partition_by=["note_date"],
             update_when_changed=["model_version"],
+            match_partitions=False,
         )
         scored_now = metrics["numTargetRowsInserted"] + metrics["numTargetRowsUpdated"]
         st.add(notes_scored=scored_now)

@@ -36,25 +36,27 @@ NAME = "ingest_text"
 SILVER_COMPARED = ("advisor_id", "note_date", "channel", "author", "subject", "text")
 
 
-def read_candidates(ctx: JobContext) -> DataFrame:
-    """Candidates from every input kind present for the run date."""
+def read_candidates(ctx: JobContext) -> tuple[DataFrame, int]:
+    """Candidates from every input kind present for the run date, and how many inputs there are
+    (lines plus files, counted on the raw read so the accounting can catch a loss)."""
     landing = ctx.cfg.paths.landing.rstrip("/")
     day = ctx.run_date.isoformat()
     max_bytes = ctx.cfg.text.max_document_bytes
     frames: list[DataFrame] = []
+    inputs = 0
     for reader, builder, folder in (
         (lake.read_text_lines, json_note_candidates, "crm_notes"),
         (lake.read_binary_files, file_note_candidates, "crm_files"),
     ):
         try:
-            frames.append(
-                builder(reader(ctx.spark, f"{landing}/{folder}/date={day}"), max_bytes=max_bytes)
-            )
+            raw = reader(ctx.spark, f"{landing}/{folder}/date={day}")
+            inputs += raw.count()
+            frames.append(builder(raw, max_bytes=max_bytes))
         except lake.LandingDataMissingError as exc:
             ctx.log.event("input_missing", folder=folder, reason=str(exc))
-    if not frames:
+    if not frames or inputs == 0:
         raise lake.LandingDataMissingError(f"no notes or note files for {day} under {landing}")
-    return reduce(DataFrame.unionByName, frames)
+    return reduce(DataFrame.unionByName, frames), inputs
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -72,7 +74,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     }
 
     with log.stage("read_validate") as st:
-        candidates = read_candidates(ctx).persist(StorageLevel.MEMORY_AND_DISK)
+        candidates, rows_in = read_candidates(ctx)
+        candidates = candidates.persist(StorageLevel.MEMORY_AND_DISK)
         by_reason = {
             (r["reason"] or "VALID"): (int(r["rows"]), int(r["keys"]))
             for r in candidates.groupBy("reason")
@@ -81,7 +84,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
         }
         valid_rows, valid_keys = by_reason.pop("VALID", (0, 0))
         quarantined = {k: rows for k, (rows, _) in sorted(by_reason.items())}
-        rows_in = valid_rows + sum(quarantined.values())
         st.add(rows_in=rows_in, valid=valid_rows, quarantined=sum(quarantined.values()))
 
     with log.stage("write_quarantine") as st:
@@ -105,6 +107,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             keys=["note_id"],
             schema=BRONZE_SCHEMA,
             partition_by=["note_date"],
+            match_partitions=False,
             update_when_changed=COMPARED_COLUMNS,
         )
         st.add(inserted=b["numTargetRowsInserted"], updated=b["numTargetRowsUpdated"])
@@ -113,15 +116,26 @@ def run(ctx: JobContext) -> dict[str, Any]:
         people = lake.read_delta(spark, crm_uri).select(
             "advisor_id", "email", "first_name", "last_name"
         )
-        silver = to_silver_notes(notes, people)
+        silver_uri = cfg.table_uri("silver.crm_notes")
+        todo = notes
+        if lake.delta_table_exists(spark, silver_uri):
+            # Notes held back earlier (no CRM link yet) are tried again on every run.
+            waiting = lake.read_delta(spark, cfg.table_uri("bronze.crm_notes")).join(
+                lake.read_delta(spark, silver_uri).select("note_id"), "note_id", "left_anti"
+            )
+            todo = notes.unionByName(waiting.select(*notes.columns)).transform(
+                dedupe_on, key="note_id", order_by=("ingest_date",)
+            )
+        silver = to_silver_notes(todo, people)
         s = lake.merge_insert_new(
             spark,
             silver,
-            cfg.table_uri("silver.crm_notes"),
+            silver_uri,
             keys=["note_id"],
             schema=silver.schema,
             partition_by=["note_date"],
             update_when_changed=SILVER_COMPARED,
+            match_partitions=False,
         )
         st.add(inserted=s["numTargetRowsInserted"], updated=s["numTargetRowsUpdated"])
     candidates.unpersist()

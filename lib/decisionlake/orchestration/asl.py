@@ -40,6 +40,11 @@ _PYTHON = "./environment/bin/python"
 _CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Notify failure"}]
 
 
+def _worst_case_seconds(step: Step) -> int:
+    backoff = sum(step.backoff_seconds * 2**n for n in range(step.retries))
+    return step.timeout_minutes * 60 * (step.retries + 1) + backoff
+
+
 def _state_name(step: Step) -> str:
     return f"Run {step.name}"
 
@@ -90,7 +95,10 @@ def _task(step: Step, target: Target, s: DeploySettings) -> dict[str, Any]:
                 "ApplicationId.$": "$.application_id",
                 "ExecutionRoleArn": s.execution_role_arn,
                 "Name.$": f"States.Format('{step.name} {{}}', $.run_date)",
-                "ClientToken.$": f"States.Format('{{}}-{step.name}', $$.Execution.Name)",
+                # Unique per execution, step and attempt: a retry starts a new job run.
+                "ClientToken.$": "States.Format('{}-"
+                + step.name
+                + "-{}', $$.Execution.Name, $$.State.RetryCount)",
                 "JobDriver": {
                     "SparkSubmit": {
                         "EntryPoint": entry,
@@ -246,7 +254,8 @@ def render_state_machine(
     return {
         "Comment": f"{pipeline.name}: rendered from conf/pipeline.yaml ({target})",
         "StartAt": order[0],
-        "TimeoutSeconds": sum(max(st.timeout_minutes for st in w) for w in pipeline.levels()) * 60
+        # Worst case of every wave with all its retries and backoffs, plus an hour of slack.
+        "TimeoutSeconds": sum(max(_worst_case_seconds(st) for st in w) for w in pipeline.levels())
         + 3600,
         "States": states,
     }

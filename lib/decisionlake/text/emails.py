@@ -19,6 +19,7 @@ EML_SCHEMA = T.StructType(
         T.StructField("note_id", T.StringType()),
         T.StructField("from_email", T.StringType()),
         T.StructField("to_email", T.StringType()),
+        T.StructField("to_name", T.StringType()),
         T.StructField("subject", T.StringType()),
         T.StructField("sent_at", T.StringType()),
         T.StructField("body", T.StringType()),
@@ -31,6 +32,13 @@ EML_SCHEMA = T.StructType(
 
 def parse_eml_bytes(raw: bytes) -> dict[str, str | None]:
     """The fields of one message; ``error`` says why a message could not be used."""
+    try:
+        return _parse(raw)
+    except Exception as exc:  # a malformed header must not fail the whole batch
+        return {"error": f"UNPARSEABLE_EMAIL: {type(exc).__name__}"}
+
+
+def _parse(raw: bytes) -> dict[str, str | None]:
     try:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
     except Exception as exc:
@@ -56,6 +64,7 @@ def parse_eml_bytes(raw: bytes) -> dict[str, str | None]:
         "note_id": message_id,
         "from_email": sender[0][1] if sender and sender[0][1] else None,
         "to_email": recipient[0][1] if recipient and recipient[0][1] else None,
+        "to_name": recipient[0][0] if recipient and recipient[0][0] else None,
         "subject": str(msg.get("Subject", "")) or None,
         "sent_at": sent_at,
         "body": body,

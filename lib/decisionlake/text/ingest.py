@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.ingest import first_failing, line_rules, parse_json_lines
+from decisionlake.ingest import dedupe_on, first_failing, line_rules, parse_json_lines
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
 from decisionlake.text.emails import parse_eml
@@ -151,7 +151,7 @@ def file_note_candidates(files: DataFrame, *, max_bytes: int) -> DataFrame:
         pick(F.coalesce(h["Note-Id"], F.col("_stem")), e["note_id"]).alias("note_id"),
         pick(F.when(~_blank(h["Advisor-Id"]), h["Advisor-Id"]), F.lit(None)).alias("advisor_id"),
         pick(F.lit(None), F.lower(e["from_email"])).alias("email"),
-        pick(h["Author"], e["to_email"]).alias("author"),
+        pick(h["Author"], F.coalesce(e["to_name"], e["to_email"])).alias("author"),
         pick(h["Created"], e["sent_at"]).alias("created_at"),
         pick(F.coalesce(h["Channel"], F.lit("call")), F.lit("email")).alias("channel"),
         pick(h["Subject"], e["subject"]).alias("subject"),
@@ -194,6 +194,9 @@ def to_silver_notes(bronze: DataFrame, crm_people: DataFrame) -> DataFrame:
     """Redacted notes linked to advisors; no original text and no direct identifiers.
 
     ``crm_people`` is (advisor_id, email, first_name, last_name) from the restricted CRM table.
+    Notes that link to no CRM advisor are left out (their people's names are unknown, so they
+    cannot be redacted yet); they stay in bronze and enter silver on a later run once the CRM
+    knows them.
     """
     people = crm_people.select(
         F.col("advisor_id").alias("_crm_id"),
@@ -205,7 +208,7 @@ def to_silver_notes(bronze: DataFrame, crm_people: DataFrame) -> DataFrame:
         people,
         (bronze["advisor_id"] == people["_crm_id"])
         | (bronze["advisor_id"].isNull() & (bronze["email"] == people["_crm_email"])),
-        "left",
+        "inner",
     )
     redacted = (
         joined.withColumn("_analysed", analysed_text(F.col("body"), F.col("body_format")))
@@ -226,13 +229,15 @@ def to_silver_notes(bronze: DataFrame, crm_people: DataFrame) -> DataFrame:
             out_counts="_subject_counts",
         )
     )
-    return redacted.select(
+    return redacted.transform(dedupe_on, key="note_id", order_by=("_crm_id",)).select(
         "note_id",
         F.coalesce("advisor_id", "_crm_id").alias("advisor_id"),
         "note_date",
         "created_at",
         "channel",
-        "author",
+        F.regexp_replace(
+            "author", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "<EMAIL>"
+        ).alias("author"),
         F.col("_subject").alias("subject"),
         F.col("_text").alias("text"),
         F.map_zip_with("pii_counts", "_subject_counts", lambda _k, a, b: a + b).alias("pii_counts"),

@@ -27,17 +27,17 @@ PATTERNS: tuple[tuple[str, str], ...] = (
 
 
 def _name_pattern(first_name: Column, last_name: Column) -> Column:
-    """``(?i)\\b(First Last|First|Last)\\b`` for the note's known person (literal-quoted)."""
+    """``(?i)\\b(First Last|First|Last)\\b`` from the known parts (literal-quoted), or NULL."""
 
     def quoted(c: Column) -> Column:
-        return F.concat(F.lit("\\Q"), c, F.lit("\\E"))
+        return F.when(F.length(F.trim(c)) > 1, F.concat(F.lit("\\Q"), F.trim(c), F.lit("\\E")))
 
-    full = F.concat_ws(" ", first_name, last_name)
-    alternatives = F.concat_ws("|", quoted(full), quoted(first_name), quoted(last_name))
-    return F.when(
+    full = F.when(
         first_name.isNotNull() & last_name.isNotNull(),
-        F.concat(F.lit("(?i)\\b("), alternatives, F.lit(")\\b")),
+        quoted(F.concat_ws(" ", F.trim(first_name), F.trim(last_name))),
     )
+    alternatives = F.concat_ws("|", full, quoted(first_name), quoted(last_name))
+    return F.when(alternatives != "", F.concat(F.lit("(?i)\\b("), alternatives, F.lit(")\\b")))
 
 
 def with_redacted(
