@@ -24,12 +24,21 @@ def run(ctx: JobContext) -> dict[str, Any]:
     def table(name: str):
         return lake.read_delta(spark, cfg.table_uri(name))
 
+    # The identity as it was known on the as-of date: its latest version not after it.
+    identity_all = table("silver.identity_map")
+    version = (
+        identity_all.where(F.col("identity_version") <= F.lit(ctx.run_date))
+        .agg(F.max("identity_version").alias("v"))
+        .first()["v"]  # one row
+    )
+    identity = identity_all.where(F.col("identity_version") == F.lit(version))
+
     with ctx.log.stage("advisor_360", as_of=ctx.run_date.isoformat()) as st:
         rows = advisor_360(
             table("silver.advisors"),
             table("silver.sessions"),
             table("silver.page_views"),
-            table("silver.identity_map"),
+            identity,
             as_of=ctx.run_date,
             settings=cfg.advisor_360,
             text_features=(

@@ -1,8 +1,9 @@
 """build_identity: link evidence of the run's window -> silver.identity_links -> identity_map.
 
 Links are kept per day (the window's days replaced each run), so the map can be rebuilt from a
-small table; the map itself is rebuilt whole each run and versioned: every row carries the
-``identity_version`` (run date) and Delta time travel returns any earlier map.
+small table. The map is versioned by run date: each run replaces its own ``identity_version``
+slice, built from links up to that date only, so an as-of row of an earlier date is rebuilt
+with the identity known then, and a rerun of an old date never rolls back today's map.
 """
 
 from __future__ import annotations
@@ -51,10 +52,17 @@ def run(ctx: JobContext) -> dict[str, Any]:
         identity = resolved.withColumns(
             {"identity_version": F.lit(ctx.run_date), "run_id": F.lit(ctx.run_id)}
         )
-        written = lake.overwrite_table(identity, map_uri)
+        day = ctx.run_date.isoformat()
+        written = lake.replace_slice(
+            identity,
+            map_uri,
+            predicate=f"identity_version = '{day}'",
+            partition_by=["identity_version"],
+        )
         by_resolution = {
             r["resolution"]: int(r["n"])
             for r in lake.read_delta(spark, map_uri)
+            .where(F.col("identity_version") == F.lit(ctx.run_date))
             .groupBy("resolution")
             .agg(F.count("*").alias("n"))
             .collect()  # <= 3 rows
