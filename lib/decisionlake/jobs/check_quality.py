@@ -65,8 +65,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
                             )
                             .orderBy(F.col("run_date").desc())
                             .limit(e.history)
-                            .collect()
-                        ]  # at most `history` rows
+                            .collect()  # at most `history` rows
+                        ]
                     found.append(evaluate_volume(data.count(), table, e, previous))
             results += found
             st.add(rules=len(found), failed=sum(not r.passed for r in found))
