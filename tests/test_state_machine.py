@@ -104,3 +104,23 @@ def test_serverless_uses_client_tokens_and_transient_clusters_are_always_termina
     assert states["Run check_quality"]["Next"] == "Terminate cluster"
     assert states["Notify failure"]["Next"] == "Terminate cluster after failure"
     assert states["Terminate cluster after failure"]["Next"] == "Failed"
+
+
+@pytest.mark.parametrize(
+    ("path", "target", "transient"),
+    [
+        ("state_machine.emr.json", "emr", True),
+        ("state_machine.emr_serverless.json", "emr-serverless", False),
+    ],
+)
+def test_committed_state_machines_match_the_pipeline(
+    path: str, target: str, transient: bool
+) -> None:
+    """emr/*.json are rendered from conf/pipeline.yaml; re-render them when it changes:
+    decisionlake pipeline render --env prod --target TARGET [--transient] --out emr/PATH"""
+    from decisionlake.orchestration.asl import DeploySettings
+
+    expected = render_state_machine(
+        load_pipeline(), target=target, transient=transient, settings=DeploySettings(env="prod")
+    )
+    assert json.loads((REPO / "emr" / path).read_text(encoding="utf-8")) == expected
