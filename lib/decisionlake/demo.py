@@ -131,9 +131,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if main_exit_code(results):
         print(format_summary(results))
         return 1
-    results_by_step = summaries
     print("\ntopics of the text pipeline (top terms)")
-    for topic, terms in sorted(results_by_step["build_text_features"]["topics"].items()):
+    for topic, terms in sorted(summaries["build_text_features"]["topics"].items()):
         print(f"  topic {topic}: {', '.join(terms[:8])}")
     print("\ntables (rows)")
     table_rows: dict[str, int] = {}

@@ -50,15 +50,7 @@ class PipelineDef:
 
     def levels(self) -> list[list[Step]]:
         """Steps grouped so that each group only depends on earlier groups (parallel waves)."""
-        done: set[str] = set()
-        remaining = list(self.steps)
-        waves: list[list[Step]] = []
-        while remaining:
-            wave = [s for s in remaining if set(s.depends_on) <= done]
-            waves.append(wave)
-            done |= {s.name for s in wave}
-            remaining = [s for s in remaining if s.name not in done]
-        return waves
+        return _waves(self.steps)
 
     def order(self) -> list[Step]:
         return [step for wave in self.levels() for step in wave]
@@ -123,19 +115,20 @@ def load_pipeline(path: str | Path | None = None) -> PipelineDef:
             if dep not in names:
                 raise ConfigError(f"pipeline step {s.name!r} depends on unknown step {dep!r}")
     pipeline = PipelineDef(str(raw.get("name", "pipeline")), tuple(steps))
-    if sum(len(w) for w in _levels_or_cycle(pipeline)) != len(steps):
+    if sum(len(w) for w in pipeline.levels()) != len(steps):
         raise ConfigError("pipeline.steps: dependency cycle")
     return pipeline
 
 
-def _levels_or_cycle(pipeline: PipelineDef) -> list[list[Step]]:
+def _waves(steps: Sequence[Step]) -> list[list[Step]]:
+    """Dependency waves; steps caught in a cycle are left out (the loader checks for that)."""
     done: set[str] = set()
-    remaining = list(pipeline.steps)
-    waves = []
+    remaining = list(steps)
+    waves: list[list[Step]] = []
     while remaining:
         wave = [s for s in remaining if set(s.depends_on) <= done]
         if not wave:
-            return waves  # the rest waits on itself: a cycle
+            break
         waves.append(wave)
         done |= {s.name for s in wave}
         remaining = [s for s in remaining if s.name not in done]

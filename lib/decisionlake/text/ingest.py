@@ -16,7 +16,7 @@ from decisionlake.ingest import dedupe_on, first_failing, line_rules, parse_json
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
 from decisionlake.text.emails import parse_eml
-from decisionlake.text.redact import with_redacted
+from decisionlake.text.redact import PATTERNS, with_redacted
 
 CORRUPT_COLUMN = "_corrupt_record"
 NOTE_FIELDS = (
@@ -235,9 +235,7 @@ def to_silver_notes(bronze: DataFrame, crm_people: DataFrame) -> DataFrame:
         "note_date",
         "created_at",
         "channel",
-        F.regexp_replace(
-            "author", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "<EMAIL>"
-        ).alias("author"),
+        F.regexp_replace("author", dict(PATTERNS)["EMAIL"], "<EMAIL>").alias("author"),
         F.col("_subject").alias("subject"),
         F.col("_text").alias("text"),
         F.map_zip_with("pii_counts", "_subject_counts", lambda _k, a, b: a + b).alias("pii_counts"),
