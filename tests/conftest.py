@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -71,3 +73,52 @@ def spark(
     session = get_spark(cfg, app_name="decisionlake-tests")
     yield session
     session.stop()
+
+
+HISTORY_END = date(2026, 11, 24)
+HISTORY_DAYS = 6
+
+
+def lake_args(cfg: AppConfig) -> list[str]:
+    """``--set`` settings that point a job at ``cfg``'s tmp paths and MLflow store."""
+    return [
+        f"paths.landing={cfg.paths.landing}",
+        f"paths.lake={cfg.paths.lake}",
+        f"paths.artifacts={cfg.paths.artifacts}",
+        f"services.mlflow_tracking_uri={cfg.services.mlflow_tracking_uri}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Six generated days run through the real daily pipeline, in process (shared, read-mostly).
+
+    Tests that write to it only add what a rerun or a later stage would add.
+    """
+    from decisionlake.generate import build_spec, generate
+    from decisionlake.pipeline import date_range, in_process_executor, load_pipeline, run_pipeline
+
+    root = tmp_path_factory.mktemp("history")
+    cfg = make_config(
+        "test", root, **{"services.mlflow_tracking_uri": f"sqlite:///{root}/mlflow/mlflow.db"}
+    )
+    spec = build_spec(cfg, end_date=HISTORY_END, days=HISTORY_DAYS, advisors=300, seed=11)
+    manifest = generate(spark, cfg, spec)
+    dates = date_range(spec.start_date, HISTORY_END)
+    settings = lake_args(cfg)
+    results = run_pipeline(
+        load_pipeline(), dates, in_process_executor("test"), settings=settings, max_retries=0
+    )
+    failed = [r for r in results if r.status != "succeeded"]
+    assert not failed, failed[0]
+    return {"cfg": cfg, "root": root, "dates": dates, "settings": settings, "results": results,
+            "manifest": manifest}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def warehouse_secret(
+    moto_server: services.MotoServer, postgres: services.EmbeddedPostgres
+) -> dict[str, Any]:
+    """The embedded PostgreSQL's connection settings, stored in moto's Secrets Manager."""
+    arn = services.store_warehouse_secret(moto_server.endpoint, postgres.port)
+    return {"arn": arn, "port": postgres.port, "url": postgres.url}

@@ -101,7 +101,12 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
               f"{result.seconds:6.1f}s {result.reason}", flush=True)  # fmt: skip
 
     results = pl.run_pipeline(
-        definition, dates, executor, settings=args.overrides, progress=progress
+        definition,
+        dates,
+        executor,
+        settings=args.overrides,
+        progress=progress,
+        max_retries=args.retries,
     )
     print(pl.format_summary(results))
     return pl.main_exit_code(results)
@@ -160,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = with_env(sub.add_parser("demo", help="generate a day and run the pipeline on it"))
     demo.add_argument("--run-date", type=_iso_date, default=date(2026, 11, 24))
     demo.add_argument("--advisors", type=int, default=None)
-    demo.add_argument("--days", type=int, default=3)
+    demo.add_argument("--days", type=int, default=6)
     return parser
 
 

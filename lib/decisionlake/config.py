@@ -18,7 +18,10 @@ from typing import Any, Literal
 
 import yaml
 
+from decisionlake.models.spec import ModelSpec, check_spec
+
 ENVIRONMENTS = ("local", "local-s3", "test", "dev", "prod")
+MODELS_DIR = "models"  # conf/models holds model specs, not an environment
 # Innermost references first, so a default may itself hold one: ${A:-${B}/x}.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
 
@@ -240,6 +243,55 @@ class ServicesConfig:
 
     mlflow_tracking_uri: str = ""
     warehouse_secret_id: str = "decisionlake/warehouse"
+    aws_endpoint: str = ""
+    """Empty: real AWS. Locally the moto server (Secrets Manager, SNS, Glue)."""
+
+
+@dataclass(frozen=True)
+class ExportTableConfig:
+    """A gold table published to a warehouse table."""
+
+    source: str
+    target: str
+    keys: list[str]
+    slice_column: str = "as_of_date"
+    distkey: str = ""
+    sortkey: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RedshiftConfig:
+    """Where Redshift is, when the backend is one of the Redshift ones."""
+
+    cluster_id: str = ""
+    workgroup: str = ""
+    database: str = "dev"
+    iam_role_arn: str = ""
+    secret_arn: str = ""
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    """The score warehouse: backend, staging prefix, exported tables."""
+
+    backend: Literal["postgres", "redshift_data_api", "redshift_connector"] = "postgres"
+    staging: str = ""
+    """Staging prefix for the Parquet the warehouse loads; default <artifacts>/warehouse-staging."""
+    varchar_headroom: float = 1.5
+    min_varchar: int = 16
+    target_file_mb: int = 128
+    exports: dict[str, ExportTableConfig] = field(default_factory=dict)
+    redshift: RedshiftConfig = field(default_factory=RedshiftConfig)
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """Curated copies of gold tables for downstream teams, registered in the Glue catalog."""
+
+    location: str = ""
+    """Default <lake>/../curated; s3://... in AWS."""
+    glue_database: str = "decisionlake_curated"
+    tables: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -259,6 +311,9 @@ class AppConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     def table_uri(self, logical_name: str) -> str:
         """Resolve a logical table name (``bronze.clickstream``) to its URI."""
@@ -302,8 +357,10 @@ def load_config(
         raise ConfigError(
             f"config folder {root}/base not found (set --config or DECISIONLAKE_CONF)"
         )
-    if not (root / env).is_dir():
-        available = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "base")
+    if not (root / env).is_dir() or env in ("base", MODELS_DIR):
+        available = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and p.name not in ("base", MODELS_DIR)
+        )
         raise ConfigError(f"env: unknown environment {env!r} (available: {', '.join(available)})")
 
     merged: dict[str, Any] = {}
@@ -317,7 +374,10 @@ def load_config(
     variables.setdefault("PROJECT_ROOT", str(root.resolve().parent))
     variables.setdefault("DL_DATA_DIR", str(Path(variables["PROJECT_ROOT"]) / "data"))
     resolved = _interpolate(merged, variables, path="")
-    return _build(AppConfig, resolved, path="")
+    cfg = _build(AppConfig, resolved, path="")
+    for name, spec in cfg.models.items():
+        check_spec(name, spec)
+    return cfg
 
 
 def _layers(root: Path, env: str, seen: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -328,13 +388,25 @@ def _layers(root: Path, env: str, seen: tuple[str, ...]) -> list[dict[str, Any]]
     parents = own.pop("inherit", [])
     if isinstance(parents, str):
         parents = [parents]
-    layers: list[dict[str, Any]] = [] if seen else [_read_folder(root / "base")]
+    layers: list[dict[str, Any]] = [] if seen else [_read_folder(root / "base"), _models(root)]
     for parent in parents:
         if not (root / parent).is_dir():
             raise ConfigError(f"inherit: environment {parent!r} (from {env}) not found")
         layers.extend(_layers(root, parent, seen=(*seen, env)))
     layers.append(own)
     return layers
+
+
+def _models(root: Path) -> dict[str, Any]:
+    """``conf/models/<name>.yaml`` become ``models.<name>``; overlays may change them."""
+    specs: dict[str, Any] = {}
+    for path in sorted((root / MODELS_DIR).glob("*.yaml")):
+        with path.open(encoding="utf-8") as handle:
+            content = yaml.safe_load(handle) or {}
+        if not isinstance(content, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        specs[path.stem] = content
+    return {"models": specs} if specs else {}
 
 
 def _read_folder(folder: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -51,6 +52,13 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
         )
     if name == "check_quality":
         return f"{summary['rules']} expectations, {summary['failed']} failed (see ops.dq_results)"
+    if name == "score":
+        done = {m: v.get("rows", v.get("skipped")) for m, v in summary["models"].items()}
+        return f"scored: {done}"
+    if name == "export_scores":
+        return f"{summary['exported']} rows exported {summary.get('reason', '')}"
+    if name == "publish":
+        return ", ".join(f"{t} -> {v['glue_table']}" for t, v in summary["published"].items())
     if name == "build_identity":
         return f"{summary['visitors_linked']} visitors linked {summary['by_resolution']}"
     return f"{summary.get('rows')} rows, {summary.get('advisors_active')} active"
@@ -79,6 +87,61 @@ def _log_to_mlflow(
         client.log_metric(run_id, key.replace(".", "_"), value)
     client.set_terminated(run_id)
     return f"{uri}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def _train_and_publish(
+    args: argparse.Namespace, progress: Any, log_path: Any
+) -> tuple[float, dict[str, Any] | None]:
+    """Train the models on the backfilled history, then score, export and publish the last day."""
+    import importlib
+
+    import psycopg2
+
+    from decisionlake.jobs import JOBS
+    from decisionlake.runtime import execute
+
+    started = time.perf_counter()
+    argv = ["--env", args.env, "--run-date", args.run_date.isoformat()]
+    for value in args.overrides:
+        argv += ["--set", value]
+    print("\nmodels: train on the history, then score, export and publish the last day",
+          flush=True)  # fmt: skip
+    outputs: dict[str, dict[str, Any]] = {}
+    for job in ("train_models", "score", "export_scores", "publish"):
+        module = importlib.import_module(JOBS[job])
+        parser = module.parser() if hasattr(module, "parser") else None
+        t0 = time.perf_counter()
+        with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+            code, reason, summary = execute(job, argv, module.run, parser=parser)
+        if code:
+            print(f"  {job} FAILED in {time.perf_counter() - t0:.1f}s: {reason}")
+            return time.perf_counter() - started, None
+        outputs[job] = summary
+        print(f"  {args.run_date} {job:<20} succeeded {time.perf_counter() - t0:5.1f}s", flush=True)
+        if job == "train_models":
+            for name, m in summary["models"].items():
+                shown = {k: v for k, v in m["metrics"].items() if k != "rows"}
+                print(f"    {name}: {m['estimator']} {m['params']}\n      metrics {shown}\n"
+                      f"      v{m['version']} {'CHAMPION' if m['promoted'] else 'challenger'}: "
+                      f"{m['decision']}")  # fmt: skip
+                for seg in m.get("segment_profiles") or []:
+                    profile = ", ".join(
+                        f"{k} {seg[k]}"
+                        for k in ("sessions_30d", "downloads_30d", "text_notes_90d")
+                        if k in seg
+                    )
+                    print(f"      segment {seg['segment']}: {seg['advisors']} advisors, {profile}")
+    export = outputs["export_scores"]
+    staged = f"{export.get('files')} staged file(s), {export.get('staged_bytes')} bytes"
+    print(f"    exported {export['exported']} rows to {export.get('target')} ({staged})")
+    with psycopg2.connect(os.environ["DL_PG_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT model_name, count(*) FROM analytics.advisor_scores WHERE as_of_date = %s "
+            "GROUP BY model_name ORDER BY 1",
+            (args.run_date,),
+        )
+        by_model = dict(cur.fetchall())
+    return time.perf_counter() - started, {"rows": sum(by_model.values()), "by_model": by_model}
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -131,6 +194,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if main_exit_code(results):
         print(format_summary(results))
         return 1
+    models_seconds, scored = _train_and_publish(args, progress, log_path)
+    if scored is None:
+        return 1
     print("\ntopics of the text pipeline (top terms)")
     for topic, terms in sorted(summaries["build_text_features"]["topics"].items()):
         print(f"  topic {topic}: {', '.join(terms[:8])}")
@@ -147,9 +213,14 @@ def run_demo(args: argparse.Namespace) -> int:
         f"\nindependent reader (delta-rs) on bronze.clickstream: {independent['rows']} rows "
         f"at version {independent['version']} ({agrees} with Spark)"
     )
+    print(
+        f"\nwarehouse (PostgreSQL {env['DL_PG_URL']}): analytics.advisor_scores holds "
+        f"{scored['rows']} rows for {args.run_date} (read back with psycopg): {scored['by_model']}"
+    )
     _log_to_mlflow(env, args, timings, table_rows)  # MLflow prints the run's address
     print(
-        f"\npipeline {pipeline_seconds:.1f}s, demo {time.perf_counter() - started:.1f}s "
+        f"\npipeline {pipeline_seconds:.1f}s, models {models_seconds:.1f}s, "
+        f"demo {time.perf_counter() - started:.1f}s "
         "(services keep running: `make services-stop` ends them)"
     )
     sys.stdout.flush()

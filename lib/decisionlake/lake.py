@@ -49,6 +49,17 @@ def read_delta(spark: SparkSession, uri: str) -> DataFrame:
     return spark.read.format("delta").load(uri)
 
 
+def read_table(spark: SparkSession, uri: str, fmt: str = "delta") -> DataFrame:
+    """Any table a model spec may name: Delta, Parquet, or CSV with a header row."""
+    if fmt == "delta":
+        return read_delta(spark, uri)
+    if fmt == "parquet":
+        return spark.read.parquet(uri)
+    if fmt == "csv":
+        return spark.read.option("header", "true").option("inferSchema", "true").csv(uri)
+    raise ValueError(f"unsupported table format {fmt!r}")
+
+
 def delta_table_exists(spark: SparkSession, uri: str) -> bool:
     """Whether ``uri`` holds a Delta table."""
     return bool(DeltaTable.isDeltaTable(spark, uri))
@@ -204,8 +215,13 @@ def replace_slice(
     """
     spark = source.sparkSession
     ensure_delta_table(spark, uri, schema or source.schema, partition_by)
+    before = table_version(spark, uri)
     writer = source.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
     if add_new_columns:
         writer = writer.option("mergeSchema", "true")
     writer.save(uri)
-    return last_operation_metrics(spark, uri)
+    metrics = last_operation_metrics(spark, uri)
+    if metrics.get("version") == before:
+        # Nothing to delete and nothing to write makes no commit: the latest one is older.
+        return {"version": before, "operation": "NONE", "numOutputRows": 0}
+    return metrics

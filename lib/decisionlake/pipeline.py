@@ -188,7 +188,8 @@ def in_process_executor(env: str) -> Executor:
 
     def run(step: Step, run_date: date, settings: Sequence[str]) -> tuple[int, str, dict[str, Any]]:
         module = importlib.import_module(JOBS[step.job])
-        return execute(step.job, job_argv(step, run_date, env, settings), module.run)
+        parser = module.parser() if hasattr(module, "parser") else None
+        return execute(step.job, job_argv(step, run_date, env, settings), module.run, parser=parser)
 
     return run
 

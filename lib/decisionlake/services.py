@@ -35,6 +35,7 @@ DELTA_LOG_TABLE = "decisionlake_delta_log"
 SNS_TOPIC = "decisionlake-alerts"
 PG_USER = "postgres"
 PG_DATABASE = "warehouse"
+WAREHOUSE_SECRET_ID = "decisionlake/warehouse"
 
 
 def free_port() -> int:
@@ -125,6 +126,33 @@ class MotoServer:
 
     def stop(self) -> None:
         _terminate(self.proc)
+
+
+def store_warehouse_secret(
+    endpoint: str, port: int, secret_id: str = WAREHOUSE_SECRET_ID, region: str = "us-east-1"
+) -> str:
+    """Put the local warehouse's connection settings in (moto) Secrets Manager.
+
+    Jobs read connection settings only from there. The embedded server trusts loopback
+    connections, so the secret holds no password.
+    """
+    import boto3
+
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=MOTO_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=MOTO_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    value = json.dumps(
+        {"engine": "postgres", "host": "127.0.0.1", "port": port, "dbname": PG_DATABASE,
+         "username": PG_USER}
+    )  # fmt: skip
+    try:
+        return client.create_secret(Name=secret_id, SecretString=value)["ARN"]
+    except client.exceptions.ResourceExistsException:
+        return client.put_secret_value(SecretId=secret_id, SecretString=value)["ARN"]
 
 
 def _ensure_runtime_dir(parent: Path) -> None:
@@ -290,6 +318,7 @@ def start_stack(with_mlflow: bool = True) -> dict[str, Any]:
     moto = MotoServer(run_dir / "moto.log").start()
     provisioned = moto.provision()
     postgres = EmbeddedPostgres(run_dir / "postgres").start()
+    store_warehouse_secret(moto.endpoint, postgres.port)
     pids = {"moto": moto.proc.pid if moto.proc else 0}
     env = {
         **MOTO_ENV,

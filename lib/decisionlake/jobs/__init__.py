@@ -10,4 +10,9 @@ JOBS: dict[str, str] = {
     "build_text_features": "decisionlake.jobs.build_text_features",
     "build_advisor_360": "decisionlake.jobs.build_advisor_360",
     "check_quality": "decisionlake.jobs.check_quality",
+    "ingest_outcomes": "decisionlake.jobs.ingest_outcomes",
+    "train_models": "decisionlake.jobs.train_models",
+    "score": "decisionlake.jobs.score",
+    "export_scores": "decisionlake.jobs.export_scores",
+    "publish": "decisionlake.jobs.publish",
 }

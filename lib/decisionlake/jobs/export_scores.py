@@ -1,0 +1,51 @@
+"""export_scores: the run date's gold.scores → the warehouse table (staged COPY, upsert, verify)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from decisionlake import lake
+from decisionlake.runtime import JobContext, run_job
+from decisionlake.warehouse.writer import export, make_backend
+
+NAME = "export_scores"
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Publish the run date's slice; rerunning leaves the warehouse table identical."""
+    cfg = ctx.cfg
+    table = cfg.warehouse.exports["scores"]
+    uri = cfg.table_uri(table.source)
+    day = ctx.run_date.isoformat()
+    rows = (
+        lake.read_delta(ctx.spark, uri).where(F.col(table.slice_column) == F.lit(ctx.run_date))
+        if lake.delta_table_exists(ctx.spark, uri)
+        else None
+    )
+    if rows is None or rows.isEmpty():
+        # Before the first champion there is nothing to publish; say so, do not fail.
+        ctx.log.event("nothing_to_export", source=table.source, run_date=day)
+        return {"run_date": day, "exported": 0, "reason": f"no rows in {table.source} for {day}"}
+    result = export(rows, table, cfg=cfg, backend=make_backend(cfg), run_id=ctx.run_id, log=ctx.log)
+    return {
+        "run_date": day,
+        "exported": result.rows,
+        "target": result.target,
+        "backend": cfg.warehouse.backend,
+        "files": result.files,
+        "staged_bytes": result.bytes,
+        "alters": result.alters,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for spark-submit, ``decisionlake run`` and notebooks."""
+    return run_job(NAME, argv, run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

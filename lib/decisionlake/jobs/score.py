@@ -1,0 +1,89 @@
+"""score: each model's champion scores the run date's snapshot → gold.scores (replaced slice)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from decisionlake import lake
+from decisionlake.jobs.train_models import read_ref, selected_models
+from decisionlake.models import evaluate as ev
+from decisionlake.models import registry
+from decisionlake.models.scoring import SCORES_SCHEMA, linear_explainer, predict, to_scores
+from decisionlake.runtime import JobContext, job_parser, run_job
+
+NAME = "score"
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Score with every champion; a model without a champion yet is skipped, not an error."""
+    cfg, day = ctx.cfg, ctx.run_date
+    uri = cfg.table_uri("gold.scores")
+    results: dict[str, Any] = {}
+    for name in selected_models(cfg, ctx.args.model or []):
+        spec = cfg.models[name]
+        champion = registry.current_champion(cfg, name)
+        if champion is None:
+            ctx.log.event("model_skipped", model=name, reason="no champion registered yet")
+            results[name] = {"skipped": "no champion registered yet"}
+            continue
+        versions: dict[str, Any] = {}
+        snapshot = read_ref(ctx, spec.source, versions).where(
+            F.col(spec.source.as_of_column) == F.lit(day)
+        )
+        with ctx.log.stage("score", model=name, version=champion.version) as st:
+            predictions = predict(champion.model, snapshot, spec=spec).cache()
+            stats = predictions.agg(
+                F.count("*").alias("rows"), F.avg(ev.SCORE).alias("mean")
+            ).first()
+            if not stats["rows"]:
+                raise ValueError(f"{spec.source.table} has no snapshot for {day} to score")
+            cutpoints = (
+                ev.decile_cutpoints(predictions, F.col(ev.SCORE))
+                if spec.task != "clustering"
+                else []
+            )
+            rows = to_scores(
+                predictions,
+                spec=spec,
+                model_name=name,
+                model_version=champion.version,
+                as_of=day,
+                run_id=ctx.run_id,
+                cutpoints=cutpoints,
+                explainer=linear_explainer(champion.model, predictions),
+            )
+            metrics = lake.replace_slice(
+                rows,
+                uri,
+                predicate=f"model_name = '{name}' AND as_of_date = '{day.isoformat()}'",
+                schema=SCORES_SCHEMA,
+                partition_by=["as_of_date"],
+            )
+            predictions.unpersist()
+            st.add(rows=stats["rows"], mean_score=stats["mean"], version=metrics.get("version"))
+        results[name] = {
+            "model_version": champion.version,
+            "rows": stats["rows"],
+            "mean_score": None if stats["mean"] is None else round(float(stats["mean"]), 5),
+            "inputs": versions,
+        }
+    return {"run_date": day.isoformat(), "models": results, "tables": {"gold.scores": uri}}
+
+
+def parser():
+    p = job_parser(NAME, "Score the run date's snapshot with each model's champion.")
+    p.add_argument("--model", action="append", help="model spec name (repeatable; default all)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for spark-submit, ``decisionlake run`` and notebooks."""
+    return run_job(NAME, argv, run, parser=parser())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Fit a model from its spec: time-based split, one grid search over every candidate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.evaluation import BinaryClassificationEvaluator, Evaluator, RegressionEvaluator
+from pyspark.ml.feature import PCA
+from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationSplit
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from decisionlake.logs import JobLogger
+from decisionlake.models import evaluate as ev
+from decisionlake.models.estimators import FEATURES, LABEL, REDUCED, WEIGHT, make_estimator
+from decisionlake.models.spec import LOWER_IS_BETTER, ModelSpec
+from decisionlake.models.training import (
+    feature_names,
+    feature_profile,
+    preparation_stages,
+    time_split,
+    with_class_weights,
+    with_fold,
+    with_labels,
+)
+
+
+class TrainingDataError(ValueError):
+    """The source or label table cannot produce a training set for the spec."""
+
+
+@dataclass
+class FitOutcome:
+    """A fitted model with everything needed to record and judge it."""
+
+    name: str
+    spec: ModelSpec
+    model: PipelineModel
+    candidate: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    candidates: list[dict[str, Any]]
+    train_dates: list[date]
+    test_dates: list[date]
+    evaluation_data: DataFrame
+    """The test snapshot (or, for clustering, the snapshot clustered): champions meet here."""
+    judge: Callable[[PipelineModel], float]
+    """The selection metric of any model on ``evaluation_data``."""
+    feature_columns: list[str]
+    importance: list[tuple[str, float]] = field(default_factory=list)
+    tables: dict[str, Any] = field(default_factory=dict)
+    variance: list[float] = field(default_factory=list)
+    roc: list[tuple[float, float]] = field(default_factory=list)
+    dropped_features: list[str] = field(default_factory=list)
+
+
+def check_columns(df: DataFrame, columns: list[str], *, what: str, table: str) -> None:
+    """Fail with the unknown names (and the table's columns) before any Spark job runs."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise TrainingDataError(
+            f"{what}: unknown column(s) {', '.join(missing)} in {table} "
+            f"(has: {', '.join(sorted(df.columns))})"
+        )
+
+
+def _estimator_slot(model: PipelineModel, n_prep: int) -> Any:
+    return model.stages[n_prep]
+
+
+def _importance(stage: Any, names: list[str]) -> list[tuple[str, float]]:
+    if hasattr(stage, "featureImportances"):
+        values = stage.featureImportances.toArray()
+    elif hasattr(stage, "coefficients"):
+        values = abs(stage.coefficients.toArray())
+    else:
+        return []
+    pairs = [(names[i] if i < len(names) else f"f{i}", float(v)) for i, v in enumerate(values)]
+    return sorted(pairs, key=lambda p: -p[1])
+
+
+def _param_maps(spec: ModelSpec, pipeline: Pipeline, prep: list[Any]):
+    """Every candidate's grid as param maps of one pipeline (its ``stages`` swapped)."""
+    maps, described = [], []
+    for cand in spec.candidates:
+        est = make_estimator(cand.estimator, seed=spec.seed)
+        for key, value in cand.params.items():
+            est.model.set(est.model.getParam(key), value)
+        grid = ParamGridBuilder()
+        for key, values in cand.grid.items():
+            grid.addGrid(est.model.getParam(key), values)
+        for param_map in grid.build():
+            full = dict(param_map)
+            full[pipeline.stages] = [*prep, *est.stages()]
+            maps.append(full)
+            described.append(
+                {
+                    "estimator": cand.estimator,
+                    "params": {
+                        **cand.params,
+                        **{p.name: v for p, v in param_map.items()},
+                    },
+                }
+            )
+    return maps, described
+
+
+def fit_supervised(
+    spec: ModelSpec,
+    *,
+    name: str,
+    snapshots: DataFrame,
+    events: DataFrame,
+    label_through: date,
+    log: JobLogger,
+) -> FitOutcome:
+    """Build the labelled snapshots, select among all candidates, evaluate on the test dates."""
+    assert spec.label is not None
+    src, label = spec.source, spec.label
+    check_columns(
+        snapshots,
+        [src.id_column, src.as_of_column, *spec.features.all()],
+        what=f"models.{name}.source/features",
+        table=src.table,
+    )
+    check_columns(
+        events, [label.id_column, label.time_column], what=f"models.{name}.label", table=label.table
+    )
+    as_of = src.as_of_column
+    with log.stage("training_set", model=name, label_through=label_through.isoformat()) as st:
+        labelled = snapshots.transform(
+            with_labels, events, source=src, label=label, label_through=label_through
+        )
+        dates = sorted(
+            r[0]
+            for r in labelled.select(as_of).distinct().collect()  # one row per as-of date
+        )
+        if spec.snapshot_dates:
+            dates = dates[-spec.snapshot_dates :]
+        try:
+            train_dates, test_dates = time_split(
+                dates,
+                test_dates=spec.selection.test_dates,
+                embargo=spec.selection.embargo,
+                horizon_days=label.horizon_days,
+            )
+        except ValueError as exc:
+            raise TrainingDataError(f"models.{name}: {exc}") from None
+        folds = min(spec.selection.folds, len(train_dates))
+        data = (
+            labelled.where(F.col(as_of).isin(*train_dates, *test_dates))
+            .transform(with_fold, as_of_column=as_of, dates=train_dates, folds=max(folds, 1))
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        train = data.where(F.col(as_of).isin(*train_dates))
+        test = data.where(F.col(as_of).isin(*test_dates))
+        profile = feature_profile(train, spec.features)
+        stats = train.agg(F.avg(LABEL).alias("rate"), F.count("*").alias("rows")).first()
+        st.add(
+            train_dates=[d.isoformat() for d in train_dates],
+            test_dates=[d.isoformat() for d in test_dates],
+            train_rows=stats["rows"],
+            train_label_mean=round(float(stats["rate"] or 0.0), 5),
+            features_without_values=profile["empty"],
+        )
+    classification = spec.task == "classification"
+    if classification and spec.balance_classes:
+        train = train.transform(with_class_weights, positive_rate=float(stats["rate"] or 0.0))
+    else:
+        train = train.withColumn(WEIGHT, F.lit(1.0))
+
+    prep = preparation_stages(spec, profile["caps"])
+    pipeline = Pipeline(stages=prep)
+    maps, described = _param_maps(spec, pipeline, prep)
+    metric = spec.selection.metric
+    evaluator: Evaluator = (
+        BinaryClassificationEvaluator(
+            rawPredictionCol="probability", labelCol=LABEL, metricName=metric
+        )
+        if classification
+        else RegressionEvaluator(labelCol=LABEL, metricName=metric)
+    )
+    with log.stage("grid_search", model=name, candidates=len(maps), folds=folds) as st:
+        if spec.selection.method == "cross_validation" and folds >= 2:
+            tuner: Any = CrossValidator(
+                estimator=pipeline,
+                estimatorParamMaps=maps,
+                evaluator=evaluator,
+                numFolds=folds,
+                foldCol="fold",
+                parallelism=spec.selection.parallelism,
+                seed=spec.seed,
+            )
+        else:
+            tuner = TrainValidationSplit(
+                estimator=pipeline,
+                estimatorParamMaps=maps,
+                evaluator=evaluator,
+                trainRatio=0.75,
+                parallelism=spec.selection.parallelism,
+                seed=spec.seed,
+            )
+        started = time.perf_counter()
+        tuned = tuner.fit(train)
+        scores = list(getattr(tuned, "avgMetrics", None) or tuned.validationMetrics)
+        pick = min if metric in LOWER_IS_BETTER else max
+        best = scores.index(pick(scores))
+        for entry, value in zip(described, scores, strict=True):
+            entry["validation_" + metric] = float(value)
+        model: PipelineModel = tuned.bestModel
+        st.add(
+            best=described[best]["estimator"],
+            best_params=described[best]["params"],
+            validation_metric=round(scores[best], 5),
+            fit_seconds=round(time.perf_counter() - started, 1),
+        )
+
+    with log.stage("evaluate", model=name, test_dates=[d.isoformat() for d in test_dates]) as st:
+        predictions = model.transform(test).persist(StorageLevel.MEMORY_AND_DISK)
+        tables: dict[str, Any] = {}
+        roc: list[tuple[float, float]] = []
+        if classification:
+            metrics = ev.classification_metrics(predictions)
+            p = ev.positive_probability()
+            tables["lift"] = ev.lift_table(predictions, p)
+            tables["calibration"] = ev.calibration_table(predictions, p)
+            roc = ev.roc_points(predictions, p)
+            metrics["top_decile_lift"] = tables["lift"][0]["lift"] if tables["lift"] else 0.0
+            if spec.baseline:
+                metrics["baseline_areaUnderROC"] = ev.auc(test, F.expr(spec.baseline))
+        else:
+            metrics = ev.regression_metrics(predictions)
+            if spec.baseline:
+                base = test.select(
+                    F.col(LABEL), F.expr(spec.baseline).cast("double").alias("prediction")
+                )
+                metrics["baseline_rmse"] = ev.regression_metrics(base)["rmse"]
+        metrics["validation_" + metric] = float(scores[best])
+        predictions.unpersist()
+        st.add(**{k: round(v, 5) for k, v in metrics.items()})
+
+    names = feature_names(model.transform(test.limit(0)))
+    importance = _importance(_estimator_slot(model, len(prep)), names)
+
+    def judge(candidate: PipelineModel) -> float:
+        scored = candidate.transform(test)
+        if classification:
+            return ev.auc(scored, ev.positive_probability(), metric)
+        return float(RegressionEvaluator(labelCol=LABEL, metricName=metric).evaluate(scored))
+
+    return FitOutcome(
+        name=name,
+        spec=spec,
+        model=model,
+        candidate=described[best]["estimator"],
+        params=described[best]["params"],
+        metrics=metrics,
+        candidates=described,
+        train_dates=train_dates,
+        test_dates=test_dates,
+        evaluation_data=test,
+        judge=judge,
+        feature_columns=[src.id_column, src.as_of_column, *spec.features.all()],
+        importance=importance,
+        tables=tables,
+        roc=roc,
+        dropped_features=profile["empty"],
+    )
+
+
+def fit_clustering(
+    spec: ModelSpec, *, name: str, snapshots: DataFrame, as_of: date, log: JobLogger
+) -> FitOutcome:
+    """Standardise → PCA (enough components for the variance target) → the best clusterer."""
+    src = spec.source
+    check_columns(
+        snapshots,
+        [src.id_column, src.as_of_column, *spec.features.all()],
+        what=f"models.{name}.source/features",
+        table=src.table,
+    )
+    data = snapshots.where(F.col(src.as_of_column) == F.lit(as_of)).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    profile = feature_profile(data, spec.features)
+    if not profile["rows"]:
+        raise TrainingDataError(f"models.{name}: no rows in {src.table} as of {as_of}")
+    reduction = spec.reduction
+    assert reduction is not None
+    with log.stage("reduce", model=name, as_of=as_of.isoformat(), rows=profile["rows"]) as st:
+        prep_model = Pipeline(stages=preparation_stages(spec, profile["caps"])).fit(data)
+        prepared = prep_model.transform(data).persist(StorageLevel.MEMORY_AND_DISK)
+        names = feature_names(prepared)
+        full = PCA(
+            k=min(len(names), reduction.max_components), inputCol=FEATURES, outputCol=REDUCED
+        ).fit(prepared)
+        variance = [float(v) for v in full.explainedVariance.toArray()]
+        keep, total = len(variance), 0.0
+        for i, v in enumerate(variance):
+            total += v
+            if total >= reduction.variance:
+                keep = i + 1
+                break
+        pca = PCA(k=keep, inputCol=FEATURES, outputCol=REDUCED).fit(prepared)
+        reduced = pca.transform(prepared).persist(StorageLevel.MEMORY_AND_DISK)
+        st.add(components=keep, explained=round(sum(variance[:keep]), 4))
+
+    described: list[dict[str, Any]] = []
+    best_model, best_score = None, float("-inf")
+    with log.stage("cluster", model=name) as st:
+        for cand in spec.candidates:
+            grid = ParamGridBuilder()
+            est = make_estimator(cand.estimator, seed=spec.seed)
+            for key, value in cand.params.items():
+                est.model.set(est.model.getParam(key), value)
+            for key, values in cand.grid.items():
+                grid.addGrid(est.model.getParam(key), values)
+            for param_map in grid.build():
+                fitted = est.model.copy(param_map).fit(reduced)
+                score = ev.silhouette(fitted.transform(reduced), REDUCED)
+                described.append(
+                    {
+                        "estimator": cand.estimator,
+                        "params": {**cand.params, **{p.name: v for p, v in param_map.items()}},
+                        "silhouette": score,
+                    }
+                )
+                if score > best_score:
+                    best_model, best_score = fitted, score
+        best = max(range(len(described)), key=lambda i: described[i]["silhouette"])
+        st.add(best=described[best]["estimator"], params=described[best]["params"],
+               silhouette=round(best_score, 4))  # fmt: skip
+    model = PipelineModel(stages=[*prep_model.stages, pca, best_model])
+    segments = model.transform(data)
+    profile_rows = (
+        segments.groupBy(F.col("prediction").alias("segment"))
+        .agg(
+            F.count("*").alias("advisors"),
+            *[F.round(F.avg(F.col(c)), 3).alias(c) for c in spec.features.numeric],
+        )
+        .orderBy("segment")
+        .collect()  # one row per segment
+    )
+    reduced.unpersist()
+    prepared.unpersist()
+
+    def judge(candidate: PipelineModel) -> float:
+        return ev.silhouette(candidate.transform(data), REDUCED)
+
+    return FitOutcome(
+        name=name,
+        spec=spec,
+        model=model,
+        candidate=described[best]["estimator"],
+        params=described[best]["params"],
+        metrics={
+            "silhouette": best_score,
+            "pca_components": float(keep),
+            "pca_explained_variance": sum(variance[:keep]),
+            "segments": float(len(profile_rows)),
+            "rows": float(profile["rows"]),
+        },
+        candidates=described,
+        train_dates=[as_of],
+        test_dates=[as_of],
+        evaluation_data=data,
+        judge=judge,
+        feature_columns=[src.id_column, src.as_of_column, *spec.features.all()],
+        tables={"segment_profiles": [r.asDict() for r in profile_rows]},
+        variance=variance,
+        dropped_features=profile["empty"],
+    )

@@ -1,0 +1,1 @@
+"""Scores to the warehouse: S3-staged Parquet, staging table, one-transaction upsert, verify."""
