@@ -229,14 +229,14 @@ def test_models_train_register_and_score(
     assert run.data.params["estimator"] == propensity["estimator"]
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert {"plots/roc.png", "plots/lift.png", "plots/calibration.png"} <= plots
-    assert client.get_model_version_by_alias("advisor_propensity", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("advisor_propensity", "champion").version) == "1"
 
     # Same data again: the new version cannot beat the champion by the margin.
     assert train_models.main(_job_args(history, HISTORY_END, "--model", "advisor_propensity")) == 0
     second = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
     assert not second["promoted"] and "does not beat champion v1" in second["decision"]
-    assert client.get_model_version_by_alias("advisor_propensity", "challenger").version == "2"
-    assert client.get_model_version_by_alias("advisor_propensity", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("advisor_propensity", "challenger").version) == "2"
+    assert str(client.get_model_version_by_alias("advisor_propensity", "champion").version) == "1"
 
     # Scoring: every champion scores the day; a rerun replaces, never duplicates.
     for _ in range(2):

@@ -28,11 +28,13 @@ def _write(tmp_path: Path, steps: str) -> Path:
 def test_shipped_pipeline_waves() -> None:
     waves = [[s.name for s in wave] for wave in load_pipeline().levels()]
     assert waves == [
-        ["ingest_crm", "ingest_clickstream"],
+        ["ingest_crm", "ingest_clickstream", "ingest_outcomes"],
         ["ingest_text", "build_sessions"],
         ["build_identity", "build_text_features"],
         ["build_advisor_360"],
         ["check_quality"],
+        ["score"],
+        ["export_scores", "publish"],
     ]
 
 

@@ -83,11 +83,13 @@ def test_parallel_waves_follow_the_dependencies() -> None:
         order.append(name)
         name = machine["States"][name].get("Next")
     assert order == [
-        "Wave 1: ingest_crm, ingest_clickstream",
+        "Wave 1: ingest_crm, ingest_clickstream, ingest_outcomes",
         "Wave 2: ingest_text, build_sessions",
         "Wave 3: build_identity, build_text_features",
         "Run build_advisor_360",
         "Run check_quality",
+        "Run score",
+        "Wave 7: export_scores, publish",
     ]
 
 
@@ -101,7 +103,8 @@ def test_serverless_uses_client_tokens_and_transient_clusters_are_always_termina
     transient = render_state_machine(load_pipeline(), target="emr", transient=True)
     states = transient["States"]
     assert transient["StartAt"] == "Create cluster"
-    assert states["Run check_quality"]["Next"] == "Terminate cluster"
+    assert states["Run check_quality"]["Next"] == "Run score"  # the gate precedes publishing
+    assert states["Wave 7: export_scores, publish"]["Next"] == "Terminate cluster"
     assert states["Notify failure"]["Next"] == "Terminate cluster after failure"
     assert states["Terminate cluster after failure"]["Next"] == "Failed"
 

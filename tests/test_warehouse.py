@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date, datetime, timezone
@@ -57,7 +58,9 @@ def _scores(spark: SparkSession, n: int = 40, *, day: date = DAY, shift: float =
 
 
 def _cfg(tmp_path: Path, **extra: Any) -> AppConfig:
-    return make_config("test", tmp_path, **extra)
+    # Each test gets its own target table in the shared PostgreSQL.
+    target = "analytics.t_" + re.sub(r"\W", "_", tmp_path.name)[:40]
+    return make_config("test", tmp_path, **{"warehouse.exports.scores.target": target, **extra})
 
 
 def _rows(url: str, sql: str) -> list[tuple]:
@@ -66,10 +69,11 @@ def _rows(url: str, sql: str) -> list[tuple]:
         return cur.fetchall()
 
 
-TARGET_SQL = (
-    "SELECT model_name, advisor_id, as_of_date, score, decile, top_features::text "
-    "FROM analytics.advisor_scores ORDER BY 1, 2"
-)
+def _target_sql(cfg: AppConfig) -> str:
+    return (
+        "SELECT model_name, advisor_id, as_of_date, score, decile, top_features::text "
+        f"FROM {cfg.warehouse.exports['scores'].target} ORDER BY 1, 2"
+    )
 
 
 def test_ddl_types_from_the_spark_schema_and_data() -> None:
@@ -115,13 +119,13 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
     log = JobLogger("test", "r1")
     first = export(_scores(spark), table, cfg=cfg, backend=make_backend(cfg), run_id="r1", log=log)
     assert first.rows == 80 and first.files >= 1
-    loaded = _rows(warehouse_secret["url"], TARGET_SQL)
+    loaded = _rows(warehouse_secret["url"], _target_sql(cfg))
     assert len(loaded) == 80 and json.loads(loaded[0][5])[0]["feature"] == "downloads_30d"
     assert not Path(first.staged_prefix).exists()  # staging cleaned on success
 
     # The same slice again: identical table, no duplicates.
     export(_scores(spark), table, cfg=cfg, backend=make_backend(cfg), run_id="r2", log=log)
-    assert _rows(warehouse_secret["url"], TARGET_SQL) == loaded
+    assert _rows(warehouse_secret["url"], _target_sql(cfg)) == loaded
 
     # A rescored slice with fewer advisors and a new nullable column: upserted, stale rows gone,
     # the column added by ALTER TABLE.
@@ -129,13 +133,13 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
 
     rescored = _scores(spark, n=30, shift=0.01).withColumn("segment_label", F.lit("growth"))
     result = export(rescored, table, cfg=cfg, backend=make_backend(cfg), run_id="r3", log=log)
+    schema, name = table.target.split(".")
     assert result.alters == [
-        'ALTER TABLE "analytics"."advisor_scores" ADD COLUMN "segment_label" VARCHAR(16)'
+        f'ALTER TABLE "{schema}"."{name}" ADD COLUMN "segment_label" VARCHAR(16)'
     ]
     after = _rows(
         warehouse_secret["url"],
-        "SELECT count(*), count(segment_label), round(sum(score)::numeric, 4) "
-        "FROM analytics.advisor_scores",
+        f"SELECT count(*), count(segment_label), round(sum(score)::numeric, 4) FROM {table.target}",
     )
     expected = spark_totals(rescored, keys=table.keys, value="score")
     assert after[0][0] == 60 == expected.rows and after[0][1] == 60
@@ -149,7 +153,7 @@ def test_bad_rows_are_reported_with_their_keys_before_any_load(
     table = cfg.warehouse.exports["scores"]
     log = JobLogger("test", "r")
     export(_scores(spark, n=5), table, cfg=cfg, backend=make_backend(cfg), run_id="base", log=log)
-    before = _rows(warehouse_secret["url"], TARGET_SQL)
+    before = _rows(warehouse_secret["url"], _target_sql(cfg))
     from pyspark.sql import functions as F
 
     bad = _scores(spark, n=5).withColumn(
@@ -163,7 +167,7 @@ def test_bad_rows_are_reported_with_their_keys_before_any_load(
     message = str(caught.value)
     assert "2 row(s) with NULL key advisor_id" in message and "NULL" in message
     assert "advisor_id longer than" in message and "XXXXXXXX" in message
-    assert _rows(warehouse_secret["url"], TARGET_SQL) == before
+    assert _rows(warehouse_secret["url"], _target_sql(cfg)) == before
 
 
 def test_reconciliation_mismatch_rolls_back_and_keeps_staging(
@@ -175,7 +179,7 @@ def test_reconciliation_mismatch_rolls_back_and_keeps_staging(
     export(
         _scores(spark, n=8), table, cfg=cfg, backend=backend, run_id="ok", log=JobLogger("t", "r")
     )
-    before = _rows(warehouse_secret["url"], TARGET_SQL)
+    before = _rows(warehouse_secret["url"], _target_sql(cfg))
     df = _scores(spark, n=8, shift=0.05)
     staged = staging.stage(df, str(tmp_path / "stage"), storage=cfg.storage, files=2)
     good = spark_totals(df, keys=table.keys, value="score")
@@ -189,7 +193,7 @@ def test_reconciliation_mismatch_rolls_back_and_keeps_staging(
     )  # fmt: skip
     with pytest.raises(ReconciliationError, match="rolled back"):
         backend.load(staged, plan)
-    assert _rows(warehouse_secret["url"], TARGET_SQL) == before
+    assert _rows(warehouse_secret["url"], _target_sql(cfg)) == before
     assert all(Path(p).exists() for p, _ in staged.files)
     manifest = json.loads(Path(staged.manifest).read_text())
     assert len(manifest["entries"]) == 2
@@ -200,25 +204,28 @@ def test_a_load_killed_between_copy_and_commit_changes_nothing(
     spark: SparkSession, warehouse_secret: dict, tmp_path: Path
 ) -> None:
     cfg = _cfg(tmp_path)
+    table = cfg.warehouse.exports["scores"]
+    earlier = _scores(spark, n=6, day=date(2026, 11, 23))
+    export(earlier, table, cfg=cfg, backend=make_backend(cfg), run_id="d1", log=JobLogger("t", "r"))
+    before = _rows(warehouse_secret["url"], _target_sql(cfg))
     overwrite_table(_scores(spark, n=12), cfg.table_uri("gold.scores"))
-    count = "SELECT count(*) FROM analytics.advisor_scores WHERE advisor_id LIKE 'ADV%%'"
     args = [sys.executable, "-m", "decisionlake.cli", "run", "export_scores", "--env", "test",
-            "--run-date", DAY.isoformat()]  # fmt: skip
+            "--run-date", DAY.isoformat(),
+            "--set", f"warehouse.exports.scores.target={table.target}"]  # fmt: skip
     for setting in lake_args(cfg):
         args += ["--set", setting]
     env = {**os.environ, "DECISIONLAKE_FAULT": "after_copy"}
     killed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert killed.returncode == 137, killed.stderr[-2000:]
     assert "fault injected at after_copy" in killed.stderr
-    staged = Path(cfg.paths.artifacts) / "warehouse-staging" / "analytics.advisor_scores"
-    assert any(staged.rglob("*.parquet"))  # the staging prefix is kept for the rerun
-    existing = _rows(warehouse_secret["url"], TARGET_SQL)
+    assert _rows(warehouse_secret["url"], _target_sql(cfg)) == before  # nothing committed
+    staged = Path(cfg.paths.artifacts) / "warehouse-staging" / table.target
+    assert any(staged.rglob("*.parquet"))  # the staging prefix is kept for inspection
     env.pop("DECISIONLAKE_FAULT")
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    after = _rows(warehouse_secret["url"], TARGET_SQL)
-    assert len(after) == 24 and len(existing) in (0, 24)
-    del count
+    after = _rows(warehouse_secret["url"], _target_sql(cfg))
+    assert len(after) == len(before) + 24 and set(before) <= set(after)
 
 
 def _plan(df: DataFrame) -> LoadPlan:
@@ -250,7 +257,7 @@ def test_redshift_data_api_sends_one_transaction_in_order(spark: SparkSession) -
     client = boto3.client("redshift-data", region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
     settings = RedshiftConfig(
-        workgroup="wg",
+        workgroup="wg1",
         database="analytics",
         iam_role_arn="arn:aws:iam::123456789012:role/copy",
         secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:w",
@@ -259,8 +266,8 @@ def test_redshift_data_api_sends_one_transaction_in_order(spark: SparkSession) -
     with Stubber(client) as stub:
         stub.add_response(
             "batch_execute_statement",
-            {"Id": "b1", "Database": "analytics", "WorkgroupName": "wg"},
-            {"WorkgroupName": "wg", "Database": "analytics", "SecretArn": settings.secret_arn,
+            {"Id": "b1", "Database": "analytics", "WorkgroupName": "wg1"},
+            {"WorkgroupName": "wg1", "Database": "analytics", "SecretArn": settings.secret_arn,
              "Sqls": ANY, "StatementName": "decisionlake-0123456789ab"},
         )  # fmt: skip
         stub.add_response("describe_statement", {"Id": "b1", "Status": "FINISHED"}, {"Id": "b1"})

@@ -58,7 +58,10 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
     if name == "export_scores":
         return f"{summary['exported']} rows exported {summary.get('reason', '')}"
     if name == "publish":
-        return ", ".join(f"{t} -> {v['glue_table']}" for t, v in summary["published"].items())
+        return ", ".join(
+            f"{t} -> {v.get('glue_table', v.get('skipped'))}"
+            for t, v in summary["published"].items()
+        )
     if name == "build_identity":
         return f"{summary['visitors_linked']} visitors linked {summary['by_resolution']}"
     return f"{summary.get('rows')} rows, {summary.get('advisors_active')} active"

@@ -58,6 +58,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
     glue = aws_client(cfg, "glue")
     published: dict[str, Any] = {}
     for logical in cfg.publish.tables:
+        if not lake.delta_table_exists(ctx.spark, cfg.table_uri(logical)):
+            # e.g. gold.scores before the first champion: reported, not an error.
+            ctx.log.event("table_not_published", table=logical, reason="table does not exist yet")
+            published[logical] = {"skipped": "table does not exist yet"}
+            continue
         source = lake.read_delta(ctx.spark, cfg.table_uri(logical))
         target = f"{curated_root(cfg)}/{logical.replace('.', '/')}"
         with ctx.log.stage("publish", table=logical, target=target) as st:

@@ -1,0 +1,142 @@
+"""Warehouse writer vs Spark's JDBC writer: the same score rows into the same PostgreSQL.
+
+    scripts/bench-warehouse [--rows 1000000] [--repeat 1]
+
+Starts its own moto and embedded PostgreSQL, generates the rows with Spark (distributed),
+loads them with (a) the staged-COPY writer and (b) ``DataFrame.write.jdbc`` with default
+batching, checks both tables hold every row, and prints the times and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+
+def score_rows(spark: SparkSession, rows: int, *, day: date) -> DataFrame:
+    """``rows`` rows shaped like gold.scores, built on the executors."""
+    from decisionlake.models.scoring import SCORES_SCHEMA
+
+    i = F.col("id")
+    columns = {
+        "advisor_id": F.format_string("ADV%07d", i % F.lit(max(rows // 3, 1))),
+        "model_name": F.element_at(
+            F.array(
+                *[F.lit(m) for m in ("advisor_propensity", "advisor_net_flow", "advisor_segments")]
+            ),
+            (i % 3 + 1).cast("int"),
+        ),
+        "model_version": F.lit("7"),
+        "as_of_date": F.lit(day),
+        "score": F.rand(7),
+        "decile": (i % 10 + 1).cast("int"),
+        "segment": F.lit(None).cast("int"),
+        "top_features": F.array(
+            F.struct(F.lit("downloads_30d").alias("feature"), F.rand(8).alias("contribution"))
+        ),
+        "run_id": F.lit("bench"),
+        "scored_at": F.current_timestamp(),
+    }
+    base = spark.range(rows)
+    return base.select(*[columns[f.name].cast(f.dataType).alias(f.name) for f in SCORES_SCHEMA])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-warehouse", description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    import psycopg2
+
+    from decisionlake import services
+    from decisionlake.config import load_config
+    from decisionlake.logs import JobLogger
+    from decisionlake.spark import get_spark
+    from decisionlake.warehouse.writer import export, make_backend
+
+    work = Path(tempfile.mkdtemp(prefix="bench-warehouse-"))
+    os.environ.update(services.MOTO_ENV)
+    moto = services.MotoServer(work / "moto.log").start()
+    pg = services.EmbeddedPostgres(work / "pg").start()
+    results: dict[str, Any] = {"rows": args.rows}
+    try:
+        moto.provision()
+        services.store_warehouse_secret(moto.endpoint, pg.port)
+        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
+        cfg = load_config(
+            "local",
+            overrides={
+                "paths.landing": str(work / "landing"),
+                "paths.lake": str(work / "lake"),
+                "paths.artifacts": str(work / "artifacts"),
+            },
+        )
+        spark = get_spark(cfg, "bench-warehouse")
+        day = date(2026, 11, 24)
+        source = score_rows(spark, args.rows, day=day).cache()
+        source.count()  # both writers start from the same cached rows
+        table = cfg.warehouse.exports["scores"]
+
+        started = time.perf_counter()
+        result = export(
+            source,
+            table,
+            cfg=cfg,
+            backend=make_backend(cfg),
+            run_id="bench",
+            log=JobLogger("bench", "b"),
+        )
+        results["writer_seconds"] = round(time.perf_counter() - started, 2)
+        results["writer_rows"] = result.rows
+
+        with psycopg2.connect(pg.url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS analytics.jdbc_scores (LIKE analytics.advisor_scores)"
+            )
+            cur.execute("TRUNCATE analytics.jdbc_scores")
+        as_json = source.withColumn("top_features", F.to_json("top_features"))
+        started = time.perf_counter()
+        (
+            as_json.write.mode("append")
+            .option("stringtype", "unspecified")  # lets PostgreSQL cast the JSON text to JSONB
+            .jdbc(
+                pg.jdbc_url, "analytics.jdbc_scores", properties={"driver": "org.postgresql.Driver"}
+            )
+        )
+        results["jdbc_seconds"] = round(time.perf_counter() - started, 2)
+        with psycopg2.connect(pg.url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM analytics.jdbc_scores")
+            results["jdbc_rows"] = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM analytics.advisor_scores")
+            results["writer_rows_read_back"] = cur.fetchone()[0]
+        results["speedup"] = round(results["jdbc_seconds"] / results["writer_seconds"], 2)
+        spark.stop()
+    finally:
+        pg.stop()
+        moto.stop()
+    print(f"rows                    {results['rows']:>12,}")
+    print(f"staged-COPY writer      {results['writer_seconds']:>10.2f} s  "
+          f"({results['writer_rows_read_back']:,} rows read back)")  # fmt: skip
+    jdbc_rows = f"({results['jdbc_rows']:,} rows)"
+    print(f"Spark JDBC (defaults)   {results['jdbc_seconds']:>10.2f} s  {jdbc_rows}")
+    print(f"writer speed-up         {results['speedup']:>10.2f} x")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    ok = results["writer_rows_read_back"] == results["jdbc_rows"] == args.rows
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
