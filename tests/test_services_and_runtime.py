@@ -101,3 +101,16 @@ def test_stage_log_lines_carry_duration_and_figures(capsys: pytest.CaptureFixtur
     ]
     assert lines[1]["rows_in"] == 3 and lines[1]["duration_s"] >= 0
     assert lines[3]["error"] == "ValueError: disk full"
+
+
+def test_run_date_from_a_schedule_is_the_day_before_it_fired() -> None:
+    from datetime import date
+
+    from decisionlake.runtime import job_parser
+
+    parser = job_parser("x")
+    fired = parser.parse_args(["--run-date", "scheduled:2026-11-26T06:00:00Z"])
+    assert fired.run_date == date(2026, 11, 25)
+    assert parser.parse_args(["--run-date", "2026-11-24"]).run_date == date(2026, 11, 24)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--run-date", "scheduled:yesterday"])

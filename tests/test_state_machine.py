@@ -78,7 +78,8 @@ def test_every_step_has_retry_timeout_catch_and_the_run_date() -> None:
 
 def test_parallel_waves_follow_the_dependencies() -> None:
     machine = render_state_machine(load_pipeline(), target="emr")
-    order, name = [], machine["StartAt"]
+    assert machine["StartAt"] == "Resolve run date"
+    order, name = [], machine["States"]["Resolve run date"]["Choices"][0]["Next"]
     while name:
         order.append(name)
         name = machine["States"][name].get("Next")
@@ -102,7 +103,7 @@ def test_serverless_uses_client_tokens_and_transient_clusters_are_always_termina
         assert name.removeprefix("Run ") in task["Parameters"]["ClientToken.$"]
     transient = render_state_machine(load_pipeline(), target="emr", transient=True)
     states = transient["States"]
-    assert transient["StartAt"] == "Create cluster"
+    assert states["Derive run date"]["Next"] == "Create cluster"
     assert states["Run check_quality"]["Next"] == "Run score"  # the gate precedes publishing
     assert states["Wave 7: export_scores, publish"]["Next"] == "Terminate cluster"
     assert states["Notify failure"]["Next"] == "Terminate cluster after failure"

@@ -1,4 +1,4 @@
-"""``decisionlake`` command line: tables, run, generate, services, demo."""
+"""``decisionlake`` command line: tables, run, generate, services, pipeline, infra, demo."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
         print(f"unknown job {args.job!r}; known: {', '.join(sorted(JOBS))}", file=sys.stderr)
         return 2
     return int(importlib.import_module(JOBS[args.job]).main(rest))
+
+
+def _cmd_infra(args: argparse.Namespace) -> int:
+    from decisionlake.orchestration.cfn import render_template
+    from decisionlake.pipeline import load_pipeline
+
+    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    text = json.dumps(render_template(cfg, load_pipeline()), indent=1, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -162,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-process", action="store_true", help="run jobs in this process, not spark-submit"
     )
 
+    infra = with_env(sub.add_parser("infra", help="render the CloudFormation template"))
+    infra.add_argument("action", choices=["render"])
+    infra.add_argument("--out", default=None, help="write the template here (default stdout)")
+
     demo = with_env(sub.add_parser("demo", help="generate a day and run the pipeline on it"))
     demo.add_argument("--run-date", type=_iso_date, default=date(2026, 11, 24))
     demo.add_argument("--advisors", type=int, default=None)
@@ -186,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_services(args)
         if args.command == "pipeline":
             return _cmd_pipeline(args)
+        if args.command == "infra":
+            return _cmd_infra(args)
         return _cmd_demo(args)
     except ConfigError as exc:
         print(f"decisionlake: ConfigError: {exc}", file=sys.stderr)

@@ -295,6 +295,22 @@ class PublishConfig:
 
 
 @dataclass(frozen=True)
+class AccessRole:
+    """The lake tiers one role may read and write."""
+
+    read: list[str] = field(default_factory=list)
+    write: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """Access policy as code: tiers (S3 prefixes of the lake bucket) and roles."""
+
+    tiers: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, AccessRole] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """The whole validated configuration of one environment."""
 
@@ -314,6 +330,7 @@ class AppConfig:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
     def table_uri(self, logical_name: str) -> str:
         """Resolve a logical table name (``bronze.clickstream``) to its URI."""
@@ -375,6 +392,10 @@ def load_config(
     variables.setdefault("DL_DATA_DIR", str(Path(variables["PROJECT_ROOT"]) / "data"))
     resolved = _interpolate(merged, variables, path="")
     cfg = _build(AppConfig, resolved, path="")
+    for role, grants in cfg.access.roles.items():
+        for tier in [*grants.read, *grants.write]:
+            if tier not in cfg.access.tiers:
+                raise ConfigError(f"access.roles.{role}: unknown tier {tier!r}")
     for name, spec in cfg.models.items():
         check_spec(name, spec)
     return cfg

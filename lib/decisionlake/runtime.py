@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -40,11 +40,20 @@ class JobContext:
     args: argparse.Namespace
 
 
+SCHEDULED = "scheduled:"
+
+
 def _run_date(text: str) -> date:
+    """``YYYY-MM-DD``, or ``scheduled:<ISO time>`` (a schedule's firing time): the day before."""
     try:
+        if text.startswith(SCHEDULED):
+            fired = datetime.fromisoformat(text.removeprefix(SCHEDULED).replace("Z", "+00:00"))
+            return fired.astimezone(UTC).date() - timedelta(days=1)
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--run-date {text!r}: expected YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(
+            f"--run-date {text!r}: expected YYYY-MM-DD or scheduled:<ISO time>"
+        ) from None
 
 
 def job_parser(name: str, description: str | None = None) -> argparse.ArgumentParser:

@@ -8,8 +8,8 @@ Two targets share one layout (waves of steps; a wave with several steps is a Par
 
 Every task has Retry (the step's retries, exponential backoff), a timeout and a Catch that
 leads to the failure branch: an SNS notification, cluster termination when transient, and a
-Fail state. The run date comes from the execution input (``$.run_date``); executions are
-started with the run date in their name, which makes a scheduled retry of a day idempotent.
+Fail state. The run date comes from the execution input (``$.run_date``), or, for scheduled
+executions, from the schedule's time (``$.scheduled_time``: the day before it).
 """
 
 from __future__ import annotations
@@ -223,6 +223,19 @@ def render_state_machine(
     for current, following in itertools.pairwise(order):
         states[current]["Next"] = following
     states[order[-1]]["End"] = True
+    # A manual or backfill execution passes run_date; the schedule passes its scheduled time,
+    # which the jobs turn into the day before it (`--run-date scheduled:<time>`).
+    states["Resolve run date"] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.run_date", "IsPresent": True, "Next": order[0]}],
+        "Default": "Derive run date",
+    }
+    states["Derive run date"] = {
+        "Type": "Pass",
+        "Parameters": {"run_date.$": "States.Format('scheduled:{}', $.scheduled_time)"},
+        "Next": order[0],
+    }
+    order.insert(0, "Resolve run date")
     failure_next = "Terminate cluster after failure" if transient and target == "emr" else "Failed"
     states["Notify failure"] = {
         "Type": "Task",
