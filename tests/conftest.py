@@ -33,8 +33,9 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.M
     """moto in server mode (S3, DynamoDB, Secrets Manager, SNS) with the project's buckets."""
     os.environ.update(services.MOTO_ENV)
     server = services.MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
-    server.provision()
+    provisioned = server.provision()
     os.environ["DL_S3_ENDPOINT"] = server.endpoint
+    os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
     yield server
     server.stop()
 

@@ -34,7 +34,7 @@ def test_shipped_pipeline_waves() -> None:
         ["build_advisor_360"],
         ["check_quality"],
         ["score"],
-        ["export_scores", "publish"],
+        ["export_scores", "publish", "monitor"],
     ]
 
 

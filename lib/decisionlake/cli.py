@@ -176,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-process", action="store_true", help="run jobs in this process, not spark-submit"
     )
 
+    sub.add_parser(
+        "package", help="build a versioned release (wheel, jobs, Python env)", add_help=False
+    )
+    sub.add_parser("deploy", help="upload a release to the artifacts bucket", add_help=False)
     infra = with_env(sub.add_parser("infra", help="render the CloudFormation template"))
     infra.add_argument("action", choices=["render"])
     infra.add_argument("--out", default=None, help="write the template here (default stdout)")
@@ -191,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     parser = build_parser()
     args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command in ("package", "deploy"):
+        from decisionlake import release
+
+        return (release.main_package if args.command == "package" else release.main_deploy)(rest)
     if args.command != "run" and rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     try:

@@ -245,6 +245,16 @@ class ServicesConfig:
     warehouse_secret_id: str = "decisionlake/warehouse"
     aws_endpoint: str = ""
     """Empty: real AWS. Locally the moto server (Secrets Manager, SNS, Glue)."""
+    alert_topic_arn: str = ""
+    """SNS topic for monitoring alerts; empty: alerts are only logged."""
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Drift bins and the PSI at which a model is flagged for retraining."""
+
+    bins: int = 10
+    psi_alert: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -331,6 +341,7 @@ class AppConfig:
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     def table_uri(self, logical_name: str) -> str:
         """Resolve a logical table name (``bronze.clickstream``) to its URI."""

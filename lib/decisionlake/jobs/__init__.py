@@ -15,4 +15,5 @@ JOBS: dict[str, str] = {
     "score": "decisionlake.jobs.score",
     "export_scores": "decisionlake.jobs.export_scores",
     "publish": "decisionlake.jobs.publish",
+    "monitor": "decisionlake.jobs.monitor",
 }

@@ -50,9 +50,15 @@ def _state_name(step: Step) -> str:
 
 
 def _spark_conf(s: DeploySettings) -> list[str]:
+    archives = (
+        f"{s.artifacts_uri}/{s.python_env_archive}#environment,"
+        f"{s.artifacts_uri}/conf.zip#decisionlake-conf"
+    )
     return [
-        "--conf", f"spark.archives={s.artifacts_uri}/{s.python_env_archive}#environment",
+        "--conf", f"spark.archives={archives}",
         "--conf", f"spark.pyspark.python={_PYTHON}",
+        # The driver finds conf/ in the unpacked archive (cluster mode: the YARN AM).
+        "--conf", "spark.yarn.appMasterEnv.DECISIONLAKE_CONF=./decisionlake-conf",
     ]  # fmt: skip
 
 
@@ -87,7 +93,8 @@ def _task(step: Step, target: Target, s: DeploySettings) -> dict[str, Any]:
         }
     else:
         arguments = f"States.Array({_quoted(job_args)}, '--run-date', $.run_date)"
-        submit = [*_spark_conf(s), "--conf", f"{_DRIVER_ENV}.PYSPARK_PYTHON={_PYTHON}"]
+        submit = [*_spark_conf(s), "--conf", f"{_DRIVER_ENV}.PYSPARK_PYTHON={_PYTHON}",
+                  "--conf", f"{_DRIVER_ENV}.DECISIONLAKE_CONF=./decisionlake-conf"]  # fmt: skip
         task = {
             "Type": "Task",
             "Resource": "arn:aws:states:::emr-serverless:startJobRun.sync",
