@@ -37,7 +37,7 @@ def _advisors(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame(
         rows,
         "advisor_id string, firm string, branch string, channel string, region string, "
-        "aum_band string, email_sha256 string",
+        "aum_band string, email_token string",
     )
 
 
@@ -47,7 +47,7 @@ def _link_events(spark: SparkSession) -> DataFrame:
         ("web", "A", None, "page_view", _at(DAY1, 9), None),
         ("web", "A", "X", "login", _at(DAY2, 9), None),
         # cookie B: a form submit with X's (hashed) email
-        ("web", "B", None, "form_submit", _at(DAY2, 10), {"email_sha256": _sha(X_EMAIL)}),
+        ("web", "B", None, "form_submit", _at(DAY2, 10), {"email_token": _sha(X_EMAIL)}),
         # cookie C: a shared computer, X twice and Y once -> conflict, X wins
         ("web", "C", "X", "login", _at(DAY2, 11), None),
         ("web", "C", "X", "login", _at(DAY2, 12), None),
@@ -212,6 +212,7 @@ def test_enrichment_of_urls_referrers_agents_and_ips(spark: SparkSession) -> Non
         spark.createDataFrame(rows, CANONICAL_SCHEMA),
         referrer_rules=ReferrerRulesConfig(),
         crawler_pattern=BotRulesConfig().crawler_pattern,
+        pseudonym_key=b"k" * 32,
     )
     got = [
         tuple(r)
@@ -235,3 +236,35 @@ def test_enrichment_of_urls_referrers_agents_and_ips(spark: SparkSession) -> Non
         ("/", None, "direct", "tablet", "Safari", "iOS", None),
         ("/", None, "other", None, None, None, None),
     ]
+
+
+def test_email_tokens_are_keyed_hmacs_that_join_crm_and_web(spark: SparkSession) -> None:
+    import hashlib
+    import hmac
+
+    from decisionlake.clickstream.enrich import allowed_properties
+    from decisionlake.crm import to_silver_advisors
+    from decisionlake.privacy import hmac_sha256
+
+    key, other = b"k" * 32, b"o" * 32
+    df = spark.createDataFrame([("abc",), (None,)], "m string")
+    got = [r[0] for r in df.select(hmac_sha256(F.col("m"), key)).collect()]
+    assert got == [hmac.new(key, b"abc", hashlib.sha256).hexdigest(), None]
+
+    email = " X@Harbor.Example "
+    bronze = spark.createDataFrame(
+        [("X", "f", "l", email, "p", "Harbor", "b1", "ria", "west", "<50M", None, "s",
+          date(2026, 11, 24))],
+        "advisor_id string, first_name string, last_name string, email string, phone string, "
+        "firm string, branch string, channel string, region string, aum_band string, "
+        "created_at date, source_file string, ingest_date date",
+    )  # fmt: skip
+    crm_token = to_silver_advisors(bronze, key=key).first()["email_token"]
+    web_hash = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    props = spark.createDataFrame(
+        [({"email_sha256": web_hash, "page": "x"},)], "p map<string,string>"
+    )
+    web = props.select(allowed_properties(F.col("p"), key=key).alias("p")).first()["p"]
+    assert web["email_token"] == crm_token and "email_sha256" not in web
+    again = props.select(allowed_properties(F.col("p"), key=other).alias("p")).first()["p"]
+    assert again["email_token"] != crm_token and web_hash not in str(web)

@@ -247,6 +247,7 @@ class ServicesConfig:
     """Empty: real AWS. Locally the moto server (Secrets Manager, SNS, Glue)."""
     alert_topic_arn: str = ""
     """SNS topic for monitoring alerts; empty: alerts are only logged."""
+    pseudonymisation_secret_id: str = "decisionlake/pseudonymisation"
 
 
 @dataclass(frozen=True)

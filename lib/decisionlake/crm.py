@@ -10,6 +10,7 @@ from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig
 from decisionlake.ingest import first_failing, line_rules, parse_json_lines
+from decisionlake.privacy import hmac_sha256
 
 CORRUPT_COLUMN = "_corrupt_record"
 ATTRIBUTES = ("firm", "branch", "channel", "region", "aum_band")
@@ -75,12 +76,16 @@ def to_bronze_advisors(
     )
 
 
-def to_silver_advisors(bronze: DataFrame) -> DataFrame:
-    """The analyst-facing dimension: attributes and a hashed email, no direct identifiers."""
+def to_silver_advisors(bronze: DataFrame, *, key: bytes) -> DataFrame:
+    """The analyst-facing dimension: attributes and a keyed e-mail token, no identifiers.
+
+    ``email_token`` is HMAC(key, sha256(e-mail)): web form submits carry the SHA-256 the
+    site computes, and get the same token in silver.events, so identity joins still work.
+    """
     return bronze.select(
         "advisor_id",
         *ATTRIBUTES,
         "created_at",
-        normalized_email_sha256(F.col("email")).alias("email_sha256"),
+        hmac_sha256(normalized_email_sha256(F.col("email")), key).alias("email_token"),
         F.col("ingest_date").alias("updated_on"),
     )

@@ -23,7 +23,7 @@ LINK_KEYS = ("source", "visitor_id", "advisor_id")
 
 def daily_links(events: DataFrame, advisors: DataFrame) -> DataFrame:
     """Per (visitor, advisor, day): linking events, first/last time, kinds of evidence."""
-    known = advisors.select("advisor_id", "email_sha256")
+    known = advisors.select("advisor_id", "email_token")
     by_user_id = (
         events.where(F.col("user_id").isNotNull())
         .join(known.select(F.col("advisor_id").alias("user_id")), "user_id", "left_semi")
@@ -37,9 +37,9 @@ def daily_links(events: DataFrame, advisors: DataFrame) -> DataFrame:
         )
     )
     submits = events.where(
-        (F.col("event_type") == "form_submit") & F.col("properties")["email_sha256"].isNotNull()
-    ).withColumn("email_sha256", F.col("properties")["email_sha256"])
-    by_email = submits.join(known, "email_sha256").select(
+        (F.col("event_type") == "form_submit") & F.col("properties")["email_token"].isNotNull()
+    ).withColumn("email_token", F.col("properties")["email_token"])
+    by_email = submits.join(known, "email_token").select(
         "source",
         "visitor_id",
         "advisor_id",

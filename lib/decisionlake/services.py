@@ -11,6 +11,7 @@ same classes through session-scoped fixtures.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pwd
@@ -36,6 +37,7 @@ SNS_TOPIC = "decisionlake-alerts"
 PG_USER = "postgres"
 PG_DATABASE = "warehouse"
 WAREHOUSE_SECRET_ID = "decisionlake/warehouse"
+PSEUDONYMISATION_SECRET_ID = "decisionlake/pseudonymisation"
 
 
 def free_port() -> int:
@@ -122,6 +124,15 @@ class MotoServer:
                 BillingMode="PAY_PER_REQUEST",
             )
         topic = boto3.client("sns", **kwargs).create_topic(Name=SNS_TOPIC)["TopicArn"]
+        secrets = boto3.client("secretsmanager", **kwargs)
+        try:
+            secrets.describe_secret(SecretId=PSEUDONYMISATION_SECRET_ID)
+        except secrets.exceptions.ResourceNotFoundException:
+            # A fresh random key per local stack, as a real deployment would create it once.
+            key = base64.b64encode(os.urandom(32)).decode()
+            secrets.create_secret(
+                Name=PSEUDONYMISATION_SECRET_ID, SecretString=json.dumps({"key_b64": key})
+            )
         return {"delta_log_table": DELTA_LOG_TABLE, "sns_topic_arn": topic}
 
     def stop(self) -> None:

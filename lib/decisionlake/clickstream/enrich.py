@@ -9,6 +9,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake.config import ReferrerRulesConfig
+from decisionlake.privacy import hmac_sha256
 
 SILVER_EVENT_COLUMNS = (
     "source",
@@ -60,10 +61,19 @@ def without_query(url: Column) -> Column:
     return F.regexp_replace(url, r"[?#].*$", "")
 
 
-def allowed_properties(properties: Column) -> Column:
-    """Known, non-identifying properties only; free text has emails and phones masked."""
+def allowed_properties(properties: Column, *, key: bytes) -> Column:
+    """Known, non-identifying properties only; free text has emails and phones masked, and
+    the form's e-mail hash becomes ``email_token`` (keyed HMAC, as in silver.advisors)."""
     kept = F.map_filter(properties, lambda k, _v: k.isin(*ALLOWED_PROPERTIES))
-    return F.transform_values(kept, lambda _k, v: F.regexp_replace(v, _EMAIL_OR_PHONE, "<PII>"))
+    masked = F.transform_values(
+        kept,
+        lambda k, v: F.when(k == "email_sha256", hmac_sha256(F.lower(F.trim(v)), key)).otherwise(
+            F.regexp_replace(v, _EMAIL_OR_PHONE, "<PII>")
+        ),
+    )
+    return F.transform_keys(
+        masked, lambda k, _v: F.when(k == "email_sha256", F.lit("email_token")).otherwise(k)
+    )
 
 
 def url_host(url: Column) -> Column:
@@ -137,7 +147,11 @@ def truncate_ip(ip: Column) -> Column:
 
 
 def enrich_events(
-    canonical: DataFrame, *, referrer_rules: ReferrerRulesConfig, crawler_pattern: str
+    canonical: DataFrame,
+    *,
+    referrer_rules: ReferrerRulesConfig,
+    crawler_pattern: str,
+    pseudonym_key: bytes,
 ) -> DataFrame:
     """Derive the silver.events columns from canonical events."""
     host = url_host(F.col("url"))
@@ -153,7 +167,7 @@ def enrich_events(
         *kept,
         without_query(F.col("url")).alias("url"),
         without_query(F.col("referrer")).alias("referrer"),
-        allowed_properties(F.col("properties")).alias("properties"),
+        allowed_properties(F.col("properties"), key=pseudonym_key).alias("properties"),
         host.alias("url_host"),
         F.try_parse_url(F.col("url"), F.lit("PATH")).alias("url_path"),
         F.coalesce(url_query_param(F.col("url"), "utm_source"), F.col("utm_source_hint")).alias(

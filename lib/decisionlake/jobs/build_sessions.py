@@ -24,6 +24,7 @@ from decisionlake.clickstream.adapters import discover
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
 from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
+from decisionlake.privacy import pseudonymisation_key
 from decisionlake.runtime import JobContext, run_job
 
 NAME = "build_sessions"
@@ -65,6 +66,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 enrich_events,
                 referrer_rules=cs.referrers,
                 crawler_pattern=cs.bots.crawler_pattern,
+                pseudonym_key=pseudonymisation_key(cfg),
             )
             .transform(classify_bots, rules=cs.bots, timeout_minutes=cs.session_timeout_minutes)
             .persist(StorageLevel.MEMORY_AND_DISK)

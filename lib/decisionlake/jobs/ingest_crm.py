@@ -15,6 +15,7 @@ from decisionlake.crm import (
     validate_advisors,
 )
 from decisionlake.ingest import LineIngestSpec, run_line_ingest
+from decisionlake.privacy import pseudonymisation_key
 from decisionlake.runtime import JobContext, run_job
 
 NAME = "ingest_crm"
@@ -41,7 +42,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     silver_uri = ctx.cfg.table_uri("silver.advisors")
     with ctx.log.stage("write_silver_advisors", table=silver_uri) as st:
         bronze = lake.read_delta(ctx.spark, ctx.cfg.table_uri(SPEC.bronze_table))
-        metrics = lake.overwrite_table(bronze.transform(to_silver_advisors), silver_uri)
+        key = pseudonymisation_key(ctx.cfg)
+        metrics = lake.overwrite_table(bronze.transform(to_silver_advisors, key=key), silver_uri)
         st.add(rows_written=metrics.get("numOutputRows"), version=metrics.get("version"))
     summary["tables"]["silver.advisors"] = silver_uri
     summary["silver_advisors"] = metrics.get("numOutputRows")
