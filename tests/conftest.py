@@ -91,7 +91,9 @@ def lake_args(cfg: AppConfig) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def history(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def history(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, warehouse_secret: dict
+) -> dict[str, Any]:
     """Six generated days run through the real daily pipeline, in process (shared, read-mostly).
 
     Tests that write to it only add what a rerun or a later stage would add.

@@ -55,7 +55,9 @@ def test_backfill_succeeded_and_a_rerun_of_a_day_changes_nothing(
         load_pipeline(), [HISTORY_END], in_process_executor("test"),
         settings=history["settings"], max_retries=0,
     )  # fmt: skip
-    assert all(r.status == "succeeded" for r in again), [r.reason for r in again]
+    assert all(r.status == "succeeded" for r in again), [
+        (r.step, r.reason) for r in again if r.status != "succeeded"
+    ]
     after = _fingerprints(spark, cfg.catalog())
     changed = {
         name: (before.get(name), after[name]) for name in after if before.get(name) != after[name]

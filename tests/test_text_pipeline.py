@@ -203,3 +203,38 @@ def test_real_cfpb_narratives_through_the_text_path(
     terms = {t for words in topics.values() for t in words}
     assert terms & {"credit", "report", "debt", "account", "collection", "loan", "payment"}
     assert read_delta(spark, cfg.table_uri("silver.note_features")).count() == len(narratives)
+
+
+def test_erasure_removes_a_person_from_every_parquet_file(
+    spark: SparkSession, text_lake: dict
+) -> None:
+    """Runs last in this module: it deletes one advisor from the lake the tests above built."""
+    import pyarrow.parquet as pq
+
+    from decisionlake.erase import erase
+
+    cfg = text_lake["cfg"]
+    linked = read_delta(spark, cfg.table_uri("silver.identity_map")).select("advisor_id")
+    noted = read_delta(spark, cfg.table_uri("silver.crm_notes")).select("advisor_id")
+    victim = linked.join(noted, "advisor_id").orderBy("advisor_id").first()["advisor_id"]
+    crm = read_delta(spark, cfg.table_uri("bronze.crm_advisors")).where(
+        F.col("advisor_id") == victim
+    )
+    person = crm.select("email", "phone").first()
+    result = erase(spark, cfg, advisor_id=victim, warehouse=False)
+    removed = result["removed"]
+    assert removed["bronze.crm_advisors"] == 1 and removed["silver.advisors"] == 1
+    assert removed["silver.crm_notes"] > 0 and removed["gold.advisor_360"] > 0
+    assert removed["silver.events"] > 0 and result["visitors"] >= 1
+    needles = {victim, person["email"], person["phone"]}
+    visitors = read_delta(spark, cfg.table_uri("silver.identity_links"))
+    assert visitors.where(F.col("advisor_id") == victim).count() == 0
+    lake_root = Path(cfg.paths.lake)
+    scanned = 0
+    for path in lake_root.rglob("*.parquet"):
+        if "_delta_log" in path.parts:
+            continue
+        text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+        assert not [n for n in needles if n and n in text], path
+        scanned += 1
+    assert scanned > 20

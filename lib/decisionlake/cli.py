@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "package", help="build a versioned release (wheel, jobs, Python env)", add_help=False
     )
     sub.add_parser("deploy", help="upload a release to the artifacts bucket", add_help=False)
+    sub.add_parser(
+        "erase", help="remove one person from every table (right to erasure)", add_help=False
+    )
     infra = with_env(sub.add_parser("infra", help="render the CloudFormation template"))
     infra.add_argument("action", choices=["render"])
     infra.add_argument("--out", default=None, help="write the template here (default stdout)")
@@ -195,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point."""
     parser = build_parser()
     args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "erase":
+        from decisionlake.erase import main as erase_main
+
+        return erase_main(rest)
     if args.command in ("package", "deploy"):
         from decisionlake import release
 

@@ -68,6 +68,20 @@ class PostgresBackend:
             out[column] = kind
         return out
 
+    def delete_where_in(self, table: str, column: str, values: list[str]) -> int:
+        """Delete rows whose ``column`` is one of ``values`` (erasure); returns the count."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"DELETE FROM {qualified(table)} WHERE {quote(column)} = ANY(%s)", (values,)
+                )
+                deleted = cur.rowcount
+            conn.commit()
+            return int(deleted)
+        finally:
+            conn.close()
+
     def _copy(self, cur: Any, staged: StagedData, stage_table: str, columns: list[Column]) -> int:
         names = ", ".join(quote(c.name) for c in columns)
         copy_sql = f"COPY {stage_table} ({names}) FROM STDIN WITH (FORMAT csv)"

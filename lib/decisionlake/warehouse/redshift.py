@@ -78,6 +78,11 @@ def load_statements(plan: LoadPlan, staged: StagedData, *, iam_role_arn: str) ->
     ]
 
 
+def delete_statement(table: str, column: str, values: list[str]) -> str:
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return f"DELETE FROM {qualified(table)} WHERE {quote(column)} IN ({listed})"
+
+
 class DataApiBackend:
     """Redshift through the Data API: no driver, IAM/Secrets Manager auth, one batch."""
 
@@ -129,6 +134,15 @@ class DataApiBackend:
             out[column] = f"VARCHAR({length})" if length else kind
         return out or None
 
+    def delete_where_in(self, table: str, column: str, values: list[str]) -> int:
+        started = self.client.execute_statement(
+            **self._where(), Sql=delete_statement(table, column, values)
+        )
+        state = self._wait(started["Id"])
+        if state["Status"] != "FINISHED":
+            raise RuntimeError(f"erasure in {table} failed: {state.get('Error')}")
+        return int(state.get("ResultRows", 0))
+
     def load(self, staged: StagedData, plan: LoadPlan) -> Totals:
         statements = load_statements(plan, staged, iam_role_arn=self.settings.iam_role_arn)
         started = self.client.batch_execute_statement(
@@ -170,6 +184,17 @@ class ConnectorBackend:
         finally:
             conn.close()
         return {c: f"VARCHAR({n})" if n else k.upper() for c, k, n in rows} or None
+
+    def delete_where_in(self, table: str, column: str, values: list[str]) -> int:
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute(delete_statement(table, column, values))
+            deleted = cur.rowcount
+            conn.commit()
+            return int(deleted)
+        finally:
+            conn.close()
 
     def load(self, staged: StagedData, plan: LoadPlan) -> Totals:
         conn = self.connect()

@@ -1,0 +1,175 @@
+"""Right to erasure: remove one person from every table, purge deletion vectors, vacuum.
+
+``decisionlake erase --env E --advisor-id X`` (or ``--email``). The person's ids, e-mail
+addresses and linked web visitors are looked up in the restricted tables; then every Delta
+table of the catalog that can hold them loses the matching rows (by id columns, and by the
+raw text of quarantine and data-quality rows), deletion vectors are purged (``REORG ...
+APPLY (PURGE)``) and old files are vacuumed without the retention window, so no Parquet file
+of any version still holds the person. The warehouse table loses their rows too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from decisionlake import lake
+from decisionlake.config import AppConfig, load_config
+
+RAW_TEXT_COLUMNS = ("raw_line", "sample_failing", "detail")
+
+
+@dataclass
+class Person:
+    """What identifies one person across the tables."""
+
+    advisor_ids: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    visitors: set[tuple[str, str]] = field(default_factory=set)
+
+    def needles(self) -> list[str]:
+        return sorted(self.advisor_ids | self.emails | {v for _, v in self.visitors})
+
+
+def find_person(
+    spark: SparkSession, cfg: AppConfig, *, advisor_id: str | None, email: str | None
+) -> Person:
+    """Ids and e-mails from the CRM, visitors from the identity links (small, bounded)."""
+    person = Person()
+    if advisor_id:
+        person.advisor_ids.add(advisor_id)
+    if email:
+        person.emails.add(email.strip().lower())
+    crm_uri = cfg.table_uri("bronze.crm_advisors")
+    if lake.delta_table_exists(spark, crm_uri):
+        crm = lake.read_delta(spark, crm_uri)
+        match = F.col("advisor_id").isin(*person.advisor_ids) | F.lower(F.trim("email")).isin(
+            *person.emails
+        )
+        for row in crm.where(match).select("advisor_id", "email").collect():  # one person
+            person.advisor_ids.add(row["advisor_id"])
+            if row["email"]:
+                person.emails.add(row["email"].strip().lower())
+    for name in ("silver.identity_links", "silver.identity_map"):
+        uri = cfg.table_uri(name)
+        if person.advisor_ids and lake.delta_table_exists(spark, uri):
+            links = lake.read_delta(spark, uri).where(F.col("advisor_id").isin(*person.advisor_ids))
+            for row in links.select("source", "visitor_id").distinct().collect():  # their devices
+                person.visitors.add((row["source"], row["visitor_id"]))
+    return person
+
+
+def predicate(df: DataFrame, person: Person) -> Column | None:
+    """Rows of a table that belong to the person (None: the table cannot hold them)."""
+    cols = set(df.columns)
+    parts: list[Column] = []
+    ids = sorted(person.advisor_ids)
+    if "advisor_id" in cols and ids:
+        parts.append(F.col("advisor_id").isin(*ids))
+    if "user_id" in cols and ids:
+        parts.append(F.col("user_id").isin(*ids))
+    if "email" in cols and person.emails:
+        parts.append(F.lower(F.trim("email")).isin(*sorted(person.emails)))
+    if {"source", "visitor_id"} <= cols and person.visitors:
+        parts.append(
+            reduce(
+                lambda a, b: a | b,
+                [
+                    (F.col("source") == s) & (F.col("visitor_id") == v)
+                    for s, v in sorted(person.visitors)
+                ],
+            )
+        )
+    for text in RAW_TEXT_COLUMNS:
+        if text in cols and person.needles():
+            parts.append(
+                reduce(lambda a, b: a | b, [F.instr(F.col(text), n) > 0 for n in person.needles()])
+            )
+    if not parts:
+        return None
+    return F.coalesce(reduce(lambda a, b: a | b, parts), F.lit(False))
+
+
+def erase(
+    spark: SparkSession,
+    cfg: AppConfig,
+    *,
+    advisor_id: str | None = None,
+    email: str | None = None,
+    vacuum: bool = True,
+    warehouse: bool = True,
+) -> dict[str, Any]:
+    """Delete the person everywhere; returns rows removed per table."""
+    person = find_person(spark, cfg, advisor_id=advisor_id, email=email)
+    removed: dict[str, int] = {}
+    for name, uri in cfg.catalog().items():
+        if not lake.delta_table_exists(spark, uri):
+            continue
+        condition = predicate(lake.read_delta(spark, uri), person)
+        if condition is None:
+            continue
+        DeltaTable.forPath(spark, uri).delete(condition)
+        deleted = lake.last_operation_metrics(spark, uri).get("numDeletedRows", 0)
+        removed[name] = int(deleted)
+        if vacuum and deleted:
+            # Deletion vectors only hide rows: rewrite the files, then drop the old ones now.
+            spark.sql(f"REORG TABLE delta.`{uri}` APPLY (PURGE)")
+            spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+            try:
+                DeltaTable.forPath(spark, uri).vacuum(0)
+            finally:
+                spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+    if warehouse and person.advisor_ids:
+        removed.update(_erase_from_warehouse(cfg, sorted(person.advisor_ids)))
+    return {
+        "advisor_ids": sorted(person.advisor_ids),
+        "emails": len(person.emails),
+        "visitors": len(person.visitors),
+        "removed": removed,
+    }
+
+
+def _erase_from_warehouse(cfg: AppConfig, ids: list[str]) -> dict[str, int]:
+    from decisionlake.warehouse.writer import make_backend
+
+    out = {}
+    backend = make_backend(cfg)
+    for export in cfg.warehouse.exports.values():
+        if backend.existing_columns(export.target) is None:
+            continue
+        out[f"warehouse:{export.target}"] = backend.delete_where_in(
+            export.target, "advisor_id", ids
+        )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="decisionlake erase", description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="local")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--advisor-id")
+    who.add_argument("--email")
+    parser.add_argument("--no-vacuum", action="store_true", help="delete only (keep old files)")
+    parser.add_argument("--no-warehouse", action="store_true", help="leave the warehouse alone")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    from decisionlake.spark import get_spark
+
+    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    spark = get_spark(cfg, "decisionlake-erase")
+    result = erase(spark, cfg, advisor_id=args.advisor_id, email=args.email,
+                   vacuum=not args.no_vacuum, warehouse=not args.no_warehouse)  # fmt: skip
+    for table, rows in sorted(result["removed"].items()):
+        print(f"  {table:<40} {rows:>8} row(s) removed")
+    print(json.dumps({k: v for k, v in result.items() if k != "removed"}))
+    return 0
