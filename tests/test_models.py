@@ -258,6 +258,14 @@ def test_models_train_register_and_score(
     assert top.where("score < 0 OR score > 1").count() == 0
     assert top.where("size(top_features) = 3").count() in (0, advisors)  # linear champions explain
 
+    # Lineage: every score row's run id has a run record with the input table versions.
+    run_ids = {r["run_id"] for r in scores.select("run_id").distinct().collect()}
+    runs = read_delta(spark, cfg.table_uri("ops.runs")).where(F.col("run_id").isin(*run_ids))
+    records = runs.collect()  # one per scoring run
+    assert len(records) == len(run_ids) == 1
+    assert "gold.advisor_360" in records[0]["inputs"] and "gold.scores" in records[0]["outputs"]
+    assert json.loads(records[0]["details"])["advisor_propensity"]["model_version"] == "1"
+
     # The MLlib champion leaves no accuracy on the table against scikit-learn on the same split.
     sk_auc = _sklearn_auc(spark, cfg, propensity)
     assert m["areaUnderROC"] >= sk_auc - 0.01, (m["areaUnderROC"], sk_auc)

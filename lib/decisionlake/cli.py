@@ -123,6 +123,16 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         max_retries=args.retries,
     )
     print(pl.format_summary(results))
+    if results:
+        import uuid
+
+        from decisionlake.report import write_report
+        from decisionlake.spark import get_spark
+
+        cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+        report = write_report(get_spark(cfg, "decisionlake-report"), cfg, results,
+                              run_id=uuid.uuid4().hex)  # fmt: skip
+        print(f"run report: {report}")
     return pl.main_exit_code(results)
 
 

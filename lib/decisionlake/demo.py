@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from typing import Any
 
 from decisionlake import lake, services
@@ -93,7 +94,7 @@ def _log_to_mlflow(
 
 
 def _train_and_publish(
-    args: argparse.Namespace, progress: Any, log_path: Any
+    args: argparse.Namespace, progress: Any, log_path: Any, extra_results: list[StepResult]
 ) -> tuple[float, dict[str, Any] | None]:
     """Train the models on the backfilled history, then score, export and publish the last day."""
     import importlib
@@ -110,7 +111,7 @@ def _train_and_publish(
     print("\nmodels: train on the history, then score, export and publish the last day",
           flush=True)  # fmt: skip
     outputs: dict[str, dict[str, Any]] = {}
-    for job in ("train_models", "score", "export_scores", "publish"):
+    for job in ("train_models", "score", "export_scores", "publish", "monitor"):
         module = importlib.import_module(JOBS[job])
         parser = module.parser() if hasattr(module, "parser") else None
         t0 = time.perf_counter()
@@ -120,6 +121,9 @@ def _train_and_publish(
             print(f"  {job} FAILED in {time.perf_counter() - t0:.1f}s: {reason}")
             return time.perf_counter() - started, None
         outputs[job] = summary
+        extra_results.append(
+            StepResult(args.run_date, job, "succeeded", 1, time.perf_counter() - t0, "", summary)
+        )
         print(f"  {args.run_date} {job:<20} succeeded {time.perf_counter() - t0:5.1f}s", flush=True)
         if job == "train_models":
             for name, m in summary["models"].items():
@@ -197,7 +201,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if main_exit_code(results):
         print(format_summary(results))
         return 1
-    models_seconds, scored = _train_and_publish(args, progress, log_path)
+    extra: list[StepResult] = []
+    models_seconds, scored = _train_and_publish(args, progress, log_path, extra)
     if scored is None:
         return 1
     print("\ntopics of the text pipeline (top terms)")
@@ -220,6 +225,10 @@ def run_demo(args: argparse.Namespace) -> int:
         f"\nwarehouse (PostgreSQL {env['DL_PG_URL']}): analytics.advisor_scores holds "
         f"{scored['rows']} rows for {args.run_date} (read back with psycopg): {scored['by_model']}"
     )
+    from decisionlake.report import write_report
+
+    report = write_report(spark, cfg, [*results, *extra], run_id=uuid.uuid4().hex)
+    print(f"\nrun report: {report}")
     _log_to_mlflow(env, args, timings, table_rows)  # MLflow prints the run's address
     print(
         f"\npipeline {pipeline_seconds:.1f}s, models {models_seconds:.1f}s, "

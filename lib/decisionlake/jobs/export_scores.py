@@ -9,6 +9,7 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from decisionlake import lake
+from decisionlake.lineage import record_run
 from decisionlake.runtime import JobContext, run_job
 from decisionlake.warehouse.writer import export, make_backend
 
@@ -30,7 +31,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
         # Before the first champion there is nothing to publish; say so, do not fail.
         ctx.log.event("nothing_to_export", source=table.source, run_date=day)
         return {"run_date": day, "exported": 0, "reason": f"no rows in {table.source} for {day}"}
-    result = export(rows, table, cfg=cfg, backend=make_backend(cfg), run_id=ctx.run_id, log=ctx.log)
+    source_version = lake.table_version(ctx.spark, uri)
+    backend = make_backend(cfg)
+    result = export(rows, table, cfg=cfg, backend=backend, run_id=ctx.run_id, log=ctx.log)
+    record_run(
+        ctx,
+        inputs={table.source: source_version},
+        outputs={},
+        details={"target": table.target, "rows": result.rows, "backend": cfg.warehouse.backend},
+    )
     return {
         "run_date": day,
         "exported": result.rows,

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from decisionlake import lake
 from decisionlake.jobs.train_models import read_ref, selected_models
+from decisionlake.lineage import record_run
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.scoring import SCORES_SCHEMA, linear_explainer, predict, to_scores
@@ -71,6 +72,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
             "mean_score": None if stats["mean"] is None else round(float(stats["mean"]), 5),
             "inputs": versions,
         }
+    scored = {n: r for n, r in results.items() if "model_version" in r}
+    if scored:
+        inputs = {t: v for r in scored.values() for t, v in r["inputs"].items()}
+        record_run(
+            ctx,
+            inputs=inputs,
+            outputs={"gold.scores": lake.table_version(ctx.spark, uri)},
+            details={n: {"model_version": r["model_version"]} for n, r in scored.items()},
+        )
     return {"run_date": day.isoformat(), "models": results, "tables": {"gold.scores": uri}}
 
 
