@@ -63,3 +63,40 @@ def test_backfill_succeeded_and_a_rerun_of_a_day_changes_nothing(
         name: (before.get(name), after[name]) for name in after if before.get(name) != after[name]
     }
     assert not changed
+
+
+def test_a_failed_quality_gate_stops_scoring_and_publishing(
+    history: dict[str, Any], tmp_path: Any
+) -> None:
+    """The shipped DAG from the gate on, with a fail-severity rule that cannot hold."""
+    import yaml
+
+    from decisionlake.pipeline import main_exit_code
+
+    shipped = yaml.safe_load((load_pipeline_path()).read_text())["pipeline"]
+    keep = {"check_quality", "score", "export_scores", "publish", "monitor"}
+    steps = [
+        {**s, "depends_on": [d for d in s.get("depends_on", []) if d in keep]}
+        for s in shipped["steps"]
+        if s["name"] in keep
+    ]
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"pipeline": {**shipped, "steps": steps}}))
+    impossible = (
+        "quality.expectations={gold.advisor_360: "
+        "[{rule: range, column: sessions_90d, max: -1, severity: fail}]}"
+    )
+    results = run_pipeline(
+        load_pipeline(path), [HISTORY_END], in_process_executor("test"),
+        settings=[*history["settings"], impossible], max_retries=0,
+    )  # fmt: skip
+    status = {r.step: r.status for r in results}
+    assert status["check_quality"] == "failed"
+    assert {status[s] for s in ("score", "export_scores", "publish", "monitor")} == {"skipped"}
+    assert main_exit_code(results) == 1
+
+
+def load_pipeline_path():
+    from decisionlake.config import default_conf_dir
+
+    return default_conf_dir() / "pipeline.yaml"

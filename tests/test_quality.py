@@ -84,3 +84,47 @@ def test_gate_fails_the_job_and_records_results(
     stored = {r["rule"]: r for r in read_delta(spark, cfg.table_uri("ops.dq_results")).collect()}
     assert stored["unique"]["rows_failed"] == 1 and stored["unique"]["rows_checked"] == 2
     assert stored["not_null"]["passed"]
+
+
+def test_quarantine_rules_move_failing_rows_aside_once(spark: SparkSession, tmp_path) -> None:
+    from decisionlake.jobs import check_quality
+    from decisionlake.lake import read_delta
+
+    from .conftest import make_config
+
+    cfg = make_config("test", tmp_path)
+    spark.createDataFrame(
+        [
+            ("s1", RUN, 60.0),
+            ("s2", RUN, 99999.0),
+            ("s3", RUN, -1.0),
+            ("s4", date(2026, 11, 23), -5.0),
+        ],
+        "session_id string, session_date date, duration_s double",
+    ).write.format("delta").save(cfg.table_uri("silver.sessions"))
+    argv = [
+        "--env", "test", "--run-date", RUN.isoformat(),
+        "--set", f"paths.lake={cfg.paths.lake}",
+        "--set", "quality.expectations={silver.sessions: [{rule: range, column: duration_s, "
+                 "min: 0, max: 14400, severity: quarantine}]}",
+        "--set", "quality.run_window_column={silver.sessions: session_date}",
+    ]  # fmt: skip
+    for _ in range(2):  # a rerun finds nothing more to move and keeps what was moved
+        assert check_quality.main(argv) == 0
+    kept = sorted(
+        r["session_id"] for r in read_delta(spark, cfg.table_uri("silver.sessions")).collect()
+    )
+    assert kept == ["s1", "s4"]  # s4 is outside the run's slice
+    aside = read_delta(spark, cfg.table_uri("ops.dq_quarantine")).collect()
+    assert sorted(r["row"].split('"session_id":"')[1][:2] for r in aside) == ["s2", "s3"]
+    assert {r["rule"] for r in aside} == {"range(duration_s)"}
+
+
+def test_quarantine_is_refused_for_table_level_rules() -> None:
+    import pytest
+
+    from decisionlake.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="severity quarantine needs a row rule"):
+        load_config("test", overrides={"quality.expectations": {"silver.sessions": [
+            {"rule": "unique", "column": "session_id", "severity": "quarantine"}]}})  # fmt: skip

@@ -222,13 +222,15 @@ def test_erasure_removes_a_person_from_every_parquet_file(
     )
     person = crm.select("email", "phone").first()
     result = erase(spark, cfg, advisor_id=victim, warehouse=False)
+    assert result["visitor_ids"]
     removed = result["removed"]
     assert removed["bronze.crm_advisors"] == 1 and removed["silver.advisors"] == 1
     assert removed["silver.crm_notes"] > 0 and removed["gold.advisor_360"] > 0
     assert removed["silver.events"] > 0 and result["visitors"] >= 1
-    needles = {victim, person["email"], person["phone"]}
-    visitors = read_delta(spark, cfg.table_uri("silver.identity_links"))
-    assert visitors.where(F.col("advisor_id") == victim).count() == 0
+    links = read_delta(spark, cfg.table_uri("silver.identity_links"))
+    assert links.where(F.col("advisor_id") == victim).count() == 0
+    assert result["visitors"] >= 1 and removed["bronze.clickstream"] > 0  # their raw web events
+    needles = {victim, person["email"], person["phone"], *result["visitor_ids"]}
     lake_root = Path(cfg.paths.lake)
     scanned = 0
     for path in lake_root.rglob("*.parquet"):

@@ -21,7 +21,13 @@ import yaml
 from decisionlake.models.spec import ModelSpec, check_spec
 
 ENVIRONMENTS = ("local", "local-s3", "test", "dev", "prod")
-MODELS_DIR = "models"  # conf/models holds model specs, not an environment
+MODELS_DIR = "models"
+QUARANTINABLE = (
+    "not_null",
+    "accepted_values",
+    "range",
+    "regex",
+)  # conf/models holds model specs, not an environment
 # Innermost references first, so a default may itself hold one: ${A:-${B}/x}.
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^${}]*))?\}")
 
@@ -199,7 +205,8 @@ class Expectation:
         "freshness",
         "volume",
     ]
-    severity: Literal["warn", "fail"] = "fail"
+    severity: Literal["warn", "quarantine", "fail"] = "fail"
+    """warn: logged; quarantine: failing rows moved to ops.dq_quarantine; fail: the gate stops."""
     column: Any = None
     values: list[str] = field(default_factory=list)
     min: float | None = None
@@ -404,6 +411,13 @@ def load_config(
     variables.setdefault("DL_DATA_DIR", str(Path(variables["PROJECT_ROOT"]) / "data"))
     resolved = _interpolate(merged, variables, path="")
     cfg = _build(AppConfig, resolved, path="")
+    for table, expectations in cfg.quality.expectations.items():
+        for i, e in enumerate(expectations):
+            if e.severity == "quarantine" and e.rule not in QUARANTINABLE:
+                raise ConfigError(
+                    f"quality.expectations.{table}[{i}]: severity quarantine needs a row rule "
+                    f"({', '.join(QUARANTINABLE)}), not {e.rule}"
+                )
     for role, grants in cfg.access.roles.items():
         for tier in [*grants.read, *grants.write]:
             if tier not in cfg.access.tiers:

@@ -24,8 +24,16 @@ from pyspark.sql import functions as F
 
 from decisionlake import lake
 from decisionlake.config import AppConfig, load_config
+from decisionlake.logs import JobLogger
 
 RAW_TEXT_COLUMNS = ("raw_line", "sample_failing", "detail")
+_DV_DELETES = "spark.databricks.delta.delete.deletionVectors.persistent"
+
+
+def _uses_deletion_vectors(spark: SparkSession, uri: str) -> bool:
+    """Tables with deletion vectors may hide older copies of the person's rows in files."""
+    properties = DeltaTable.forPath(spark, uri).detail().first()["properties"] or {}
+    return properties.get("delta.enableDeletionVectors") == "true"
 
 
 @dataclass
@@ -79,6 +87,14 @@ def predicate(df: DataFrame, person: Person) -> Column | None:
         parts.append(F.col("user_id").isin(*ids))
     if "email" in cols and person.emails:
         parts.append(F.lower(F.trim("email")).isin(*sorted(person.emails)))
+    raw_ids = {"cookie_id": "web", "user_pseudo_id": "ga4"}  # bronze names of visitor ids
+    for column, source in raw_ids.items():
+        ids_of_source = sorted(v for s, v in person.visitors if s == source)
+        if column in cols and ids_of_source:
+            parts.append(F.col(column).isin(*ids_of_source))
+    if "visitor_id" in cols and "source" not in cols and person.visitors:
+        # Raw tables of one source: the visitor id alone identifies the device.
+        parts.append(F.col("visitor_id").isin(*sorted({v for _, v in person.visitors})))
     if {"source", "visitor_id"} <= cols and person.visitors:
         parts.append(
             reduce(
@@ -107,8 +123,10 @@ def erase(
     email: str | None = None,
     vacuum: bool = True,
     warehouse: bool = True,
+    log: JobLogger | None = None,
 ) -> dict[str, Any]:
     """Delete the person everywhere; returns rows removed per table."""
+    log = log or JobLogger("erase", "erase")
     person = find_person(spark, cfg, advisor_id=advisor_id, email=email)
     removed: dict[str, int] = {}
     for name, uri in cfg.catalog().items():
@@ -117,23 +135,33 @@ def erase(
         condition = predicate(lake.read_delta(spark, uri), person)
         if condition is None:
             continue
-        DeltaTable.forPath(spark, uri).delete(condition)
-        deleted = lake.last_operation_metrics(spark, uri).get("numDeletedRows", 0)
-        removed[name] = int(deleted)
-        if vacuum and deleted:
-            # Deletion vectors only hide rows: rewrite the files, then drop the old ones now.
-            spark.sql(f"REORG TABLE delta.`{uri}` APPLY (PURGE)")
-            spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        with log.stage("erase", table=name) as st:
+            table = DeltaTable.forPath(spark, uri)
+            # Hidden rows are not erased rows: with deletion vectors the DELETE would only
+            # mark them, so this DELETE rewrites the files (copy-on-write) instead.
+            spark.conf.set(_DV_DELETES, "false")
             try:
-                DeltaTable.forPath(spark, uri).vacuum(0)
+                table.delete(condition)
             finally:
-                spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+                spark.conf.unset(_DV_DELETES)
+            deleted = int(lake.last_operation_metrics(spark, uri).get("numDeletedRows", 0))
+            removed[name] = deleted
+            st.add(rows=deleted)
+            if vacuum and (deleted or _uses_deletion_vectors(spark, uri)):
+                spark.sql(f"REORG TABLE delta.`{uri}` APPLY (PURGE)")
+                spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+                try:
+                    # LITE finds the files to drop in the log, not by listing the table.
+                    spark.sql(f"VACUUM delta.`{uri}` RETAIN 0 HOURS LITE")
+                finally:
+                    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
     if warehouse and person.advisor_ids:
         removed.update(_erase_from_warehouse(cfg, sorted(person.advisor_ids)))
     return {
         "advisor_ids": sorted(person.advisor_ids),
         "emails": len(person.emails),
         "visitors": len(person.visitors),
+        "visitor_ids": sorted({v for _, v in person.visitors}),
         "removed": removed,
     }
 

@@ -58,6 +58,11 @@ def _columns(e: Expectation) -> list[str]:
     return [e.column] if isinstance(e.column, str) else [str(c) for c in e.column]
 
 
+def failing_rows(e: Expectation) -> Column | None:
+    """The per-row failure condition of a row rule (None for table-level rules)."""
+    return _failing(e, date.min)
+
+
 def _failing(e: Expectation, run_date: date) -> Column | None:
     """A per-row condition that marks failing rows (None for table-level rules)."""
     cols = [F.col(c) for c in _columns(e)]

@@ -1,8 +1,9 @@
 """check_quality: evaluate the expectations of conf/base/quality.yaml on the run's slices.
 
 Results (counts and sample failing values per rule) replace the run date's rows of
-``ops.dq_results``. A failed ``fail``-severity rule makes the job exit non-zero, which stops the
-pipeline before anything downstream (publishing to the warehouse) runs.
+``ops.dq_results``. Rows failing a ``quarantine``-severity rule are moved to ``ops.dq_quarantine``
+with the rule's name. A failed ``fail``-severity rule makes the job exit non-zero, which stops
+the pipeline before anything downstream (scoring, publishing to the warehouse) runs.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from decisionlake import lake
+from decisionlake.config import Expectation
 from decisionlake.quality import (
     RESULT_SCHEMA,
     RuleResult,
     evaluate_referential,
     evaluate_rows,
     evaluate_volume,
+    failing_rows,
     results_frame,
 )
 from decisionlake.runtime import JobContext, run_job
@@ -29,6 +34,64 @@ NAME = "check_quality"
 
 class QualityGateError(RuntimeError):
     """Raised when a fail-severity expectation does not hold."""
+
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("run_date", T.DateType(), False),
+        T.StructField("table", T.StringType(), False),
+        T.StructField("rule", T.StringType(), False),
+        T.StructField("columns", T.StringType()),
+        T.StructField("row", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+
+
+def _quarantine(
+    ctx: JobContext,
+    table: str,
+    window: str | None,
+    expectations: list[Expectation],
+    found: list[RuleResult],
+) -> dict[str, int]:
+    """Move the run slice's rows failing a quarantine-severity rule to ops.dq_quarantine.
+
+    The rows (as JSON, with the rule's name) replace this run date's slice for that table and
+    rule, then are deleted from the table, so reruns neither lose nor duplicate them.
+    """
+    spark, uri = ctx.spark, ctx.cfg.table_uri(table)
+    moved: dict[str, int] = {}
+    row_results = iter(r for r in found)
+    by_rule = {}
+    for e in expectations:
+        if e.rule in ("referential", "volume"):
+            continue
+        by_rule[id(e)] = next(row_results)
+    for e in expectations:
+        result = by_rule.get(id(e))
+        condition = failing_rows(e)
+        if e.severity != "quarantine" or condition is None or result is None:
+            continue
+        scope = F.col(window) == F.lit(ctx.run_date) if window else F.lit(True)
+        name = f"{e.rule}({result.columns})"
+        target = ctx.cfg.table_uri("ops.dq_quarantine")
+        predicate = f"run_date = '{ctx.run_date}' AND `table` = '{table}' AND rule = '{name}'"
+        if result.rows_failed:
+            data = lake.read_delta(spark, uri).where(scope & condition)
+            rows = data.select(
+                F.lit(ctx.run_date).alias("run_date"),
+                F.lit(table).alias("table"),
+                F.lit(name).alias("rule"),
+                F.lit(result.columns).alias("columns"),
+                F.to_json(F.struct(*[F.col(c) for c in data.columns])).alias("row"),
+                F.lit(ctx.run_id).alias("run_id"),
+            )
+            lake.replace_slice(rows, target, predicate=predicate, schema=QUARANTINE_SCHEMA,
+                               partition_by=["run_date"])  # fmt: skip
+            DeltaTable.forPath(spark, uri).delete(scope & condition)
+            moved[name] = result.rows_failed
+    return moved
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -49,6 +112,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
             if window:
                 data = data.where(F.col(window) == F.lit(ctx.run_date))
             found = evaluate_rows(data, table, expectations, run_date=ctx.run_date)
+            moved = _quarantine(ctx, table, window, expectations, found)
+            if moved:
+                st.add(quarantined=moved)
             for e in expectations:
                 if e.rule == "referential":
                     reference = lake.read_delta(spark, cfg.table_uri(e.to_table))
