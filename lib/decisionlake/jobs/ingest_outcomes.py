@@ -27,7 +27,7 @@ SPEC = LineIngestSpec(
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    """Insert the run date's trades; a day without trades is normal, not an error."""
+    """Insert the run date's trades, deduplicated on their content key."""
     return run_line_ingest(ctx, SPEC)
 
 

@@ -24,14 +24,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake import lake
-from decisionlake.jobs.train_models import read_ref, selected_models
+from decisionlake.jobs.train_models import model_job_parser, read_ref, selected_models
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.estimators import LABEL
 from decisionlake.models.scoring import predict
 from decisionlake.models.training import with_labels
 from decisionlake.monitoring import drift
-from decisionlake.runtime import JobContext, job_parser, run_job
+from decisionlake.runtime import JobContext, run_job
 from decisionlake.warehouse.writer import aws_client
 
 NAME = "monitor"
@@ -175,9 +175,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 def parser():
-    p = job_parser(NAME, "Monitor drift and decay of each model's champion.")
-    p.add_argument("--model", action="append", help="model spec name (repeatable; default all)")
-    return p
+    return model_job_parser(NAME, "Monitor drift and decay of each model's champion.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

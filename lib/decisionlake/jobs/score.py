@@ -9,12 +9,12 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from decisionlake import lake
-from decisionlake.jobs.train_models import read_ref, selected_models
+from decisionlake.jobs.train_models import model_job_parser, read_ref, selected_models
 from decisionlake.lineage import record_run
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.scoring import SCORES_SCHEMA, linear_explainer, predict, to_scores
-from decisionlake.runtime import JobContext, job_parser, run_job
+from decisionlake.runtime import JobContext, run_job
 
 NAME = "score"
 
@@ -85,9 +85,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 def parser():
-    p = job_parser(NAME, "Score the run date's snapshot with each model's champion.")
-    p.add_argument("--model", action="append", help="model spec name (repeatable; default all)")
-    return p
+    return model_job_parser(NAME, "Score the run date's snapshot with each model's champion.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -109,10 +109,15 @@ def run(ctx: JobContext) -> dict[str, Any]:
     return {"run_date": ctx.run_date.isoformat(), "models": results}
 
 
-def parser():
-    p = job_parser(NAME, "Train the models declared in conf/models and judge them.")
+def model_job_parser(name: str, description: str):
+    """The job parser of the model jobs: ``--model`` picks specs (default: all)."""
+    p = job_parser(name, description)
     p.add_argument("--model", action="append", help="model spec name (repeatable; default all)")
     return p
+
+
+def parser():
+    return model_job_parser(NAME, "Train the models declared in conf/models and judge them.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +24,9 @@ class TextModelVersion:
 
 
 def _mlflow(cfg: AppConfig) -> Any:
-    import mlflow
+    from decisionlake.models.registry import mlflow_client
 
-    uri = cfg.services.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        os.makedirs(os.path.dirname(uri.removeprefix("sqlite:///")) or ".", exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    return mlflow
+    return mlflow_client(cfg)
 
 
 def record_version(
