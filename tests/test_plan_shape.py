@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from decisionlake.clickstream.adapters import CANONICAL_SCHEMA
 from decisionlake.clickstream.bots import classify_bots
@@ -42,7 +43,10 @@ def test_clickstream_path_has_no_python_udf_and_one_shuffle_per_sessionization(
     cfg = load_config("test")
     cs = cfg.clickstream
     events = _canonical(spark).transform(
-        enrich_events, referrer_rules=cs.referrers, crawler_pattern=cs.bots.crawler_pattern
+        enrich_events,
+        referrer_rules=cs.referrers,
+        crawler_pattern=cs.bots.crawler_pattern,
+        pseudonym_key=b"k" * 32,
     )
     sessionized = assign_sessions(events, timeout_minutes=30)
     assert _plan(sessionized).count("Exchange") == 1  # one shuffle by (source, visitor)
@@ -59,3 +63,36 @@ def test_text_ingest_uses_arrow_batches_only_for_mime(spark: SparkSession) -> No
     assert "Python" not in _plan(json_note_candidates(lines, max_bytes=100))
     plan = _plan(file_note_candidates(files, max_bytes=100))
     assert "BatchEvalPython" not in plan and plan.count("ArrowEvalPython") == 1
+
+
+def test_scoring_is_narrow_and_has_no_python_udf(spark: SparkSession) -> None:
+    """Scoring a snapshot with a fitted pipeline: no Python UDF, no shuffle at all."""
+    from pyspark.ml import Pipeline
+
+    from decisionlake.models.estimators import make_estimator
+    from decisionlake.models.scoring import linear_explainer, predict, to_scores
+    from decisionlake.models.training import preparation_stages
+
+    cfg = load_config("test", overrides={
+        "models.advisor_propensity.features.numeric": ["downloads_7d"],
+        "models.advisor_propensity.features.categorical": ["aum_band"],
+    })  # fmt: skip
+    spec = cfg.models["advisor_propensity"]
+    rows = [(f"A{i}", date(2026, 11, 24), float(i % 5), ["<50M", ">1B"][i % 2], float(i % 2))
+            for i in range(40)]  # fmt: skip
+    df = spark.createDataFrame(
+        rows, "advisor_id string, as_of_date date, downloads_7d double, aum_band string, "
+        "label double"
+    ).withColumn("weight", F.lit(1.0))  # fmt: skip
+    estimator = make_estimator("logistic_regression", seed=1)
+    model = Pipeline(stages=[*preparation_stages(spec, {"downloads_7d": (0.0, 4.0)}),
+                             *estimator.stages()]).fit(df)  # fmt: skip
+    predictions = predict(model, df.drop("label", "weight"), spec=spec)
+    scores = to_scores(
+        predictions, spec=spec, model_name="m", model_version="1", as_of=date(2026, 11, 24),
+        run_id="r", cutpoints=[0.5], explainer=linear_explainer(model, predictions),
+    )  # fmt: skip
+    plan = _plan(scores)
+    assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
+    assert plan.count("Exchange") == 0
+    assert scores.where("size(top_features) = 3").count() == 40
