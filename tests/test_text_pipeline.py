@@ -132,6 +132,18 @@ def test_no_planted_pii_in_any_silver_or_gold_table(spark: SparkSession, text_la
         assert leaks == 0, f"{name} holds raw PII"
         scanned += 1
     assert scanned >= 12
+    # Every data file of every version too, read as plain Parquet (no Delta, no Spark).
+    import pyarrow.parquet as pq
+
+    pattern = re.compile(needle)
+    files = 0
+    for tier in ("silver", "gold"):
+        for path in (Path(cfg.paths.lake) / tier).rglob("*.parquet"):
+            if "_delta_log" not in path.parts:
+                text = json.dumps(pq.read_table(path).to_pylist(), default=str)
+                assert not pattern.search(text), f"raw PII in {path}"
+                files += 1
+    assert files > 20
 
 
 def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> None:
