@@ -262,6 +262,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scales = [int(s) for s in args.scales.split(",")]
     results = []
+    from decisionlake import services
+
+    # The daily pipeline uses S3-compatible APIs (Secrets Manager, SNS, Glue) and the warehouse.
+    work = Path(tempfile.mkdtemp(prefix="bench-services-"))
+    os.environ.update(services.MOTO_ENV)
+    moto = services.MotoServer(work / "moto.log").start()
+    pg = services.EmbeddedPostgres(work / "pg").start()
+    try:
+        provisioned = moto.provision()
+        services.store_warehouse_secret(moto.endpoint, pg.port)
+        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
+        os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
+        results = _run_all(scales, args)
+    finally:
+        pg.stop()
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    _report(results, args)
+    return 0
+
+
+def _run_all(scales: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = []
     for scale in scales:
         root = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
         try:
@@ -274,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append(res)
         finally:
             shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print()
     print(_table(results))
     figures = summary(results)
@@ -296,7 +323,6 @@ def main(argv: list[str] | None = None) -> int:
                                  s["input_bytes"], s["output_bytes"], s["shuffle_bytes"],
                                  s["spark_jobs"], s["exchanges"]])  # fmt: skip
     print(f"\nwritten: {out}/pipeline-{stamp}.json and .csv")
-    return 0
 
 
 if __name__ == "__main__":
