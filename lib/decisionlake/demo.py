@@ -168,6 +168,7 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None
     )
     spark = get_spark(cfg, "decisionlake-demo")
+    spark.sparkContext.setLogLevel("ERROR")  # the demo prints its own progress
     t0 = time.perf_counter()
     gen = generate(spark, cfg, spec)
     print(

@@ -144,13 +144,20 @@ def record(
                 mlflow.log_artifact(str(path), "plots")
         import pyspark
 
-        info = mlflow.spark.log_model(
-            outcome.model,
-            "model",
-            registered_model_name=outcome.name,
-            signature=infer_signature(sample),
-            pip_requirements=[f"pyspark=={pyspark.__version__}"],
-        )
+        context = outcome.evaluation_data.sparkSession.sparkContext
+        # MLflow first tries to save straight to the artifact store with Spark and falls back
+        # to a local copy; the failed first try is logged by Spark as an error. Quiet it.
+        context.setLogLevel("FATAL")
+        try:
+            info = mlflow.spark.log_model(
+                outcome.model,
+                "model",
+                registered_model_name=outcome.name,
+                signature=infer_signature(sample),
+                pip_requirements=[f"pyspark=={pyspark.__version__}"],
+            )
+        finally:
+            context.setLogLevel(cfg.spark.log_level)
     version = str(info.registered_model_version)
 
     champion = current_champion(cfg, outcome.name)
