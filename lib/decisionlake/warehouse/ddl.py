@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pyspark.sql import Column as Column_
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -39,15 +40,20 @@ def is_nested(data_type: T.DataType) -> bool:
     return isinstance(data_type, T.ArrayType | T.MapType | T.StructType)
 
 
-def string_lengths(df: DataFrame) -> dict[str, int]:
-    """Longest value in bytes of every string (and JSON-staged nested) column; one pass."""
-    measured = [
+def length_aggs(df: DataFrame) -> list[Column_]:
+    """max(octet_length) of every string and JSON-staged nested column, aliased by name."""
+    return [
         F.max(
             F.octet_length(F.to_json(F.col(f.name)) if is_nested(f.dataType) else F.col(f.name))
         ).alias(f.name)
         for f in df.schema
         if isinstance(f.dataType, T.StringType) or is_nested(f.dataType)
     ]
+
+
+def string_lengths(df: DataFrame) -> dict[str, int]:
+    """Longest value in bytes of every string (and JSON-staged nested) column; one pass."""
+    measured = length_aggs(df)
     if not measured:
         return {}
     row = df.agg(*measured).first()  # one row

@@ -4,8 +4,9 @@ on the target slice after the load."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake.warehouse.ddl import qualified, quote
@@ -27,16 +28,24 @@ class Totals:
         )
 
 
-def spark_totals(df: DataFrame, *, keys: list[str], value: str) -> Totals:
-    """Totals of a DataFrame in one aggregate."""
+def totals_aggs(*, keys: list[str], value: str) -> list[Column]:
+    """Aggregate expressions of :class:`Totals` (aliased ``_t_rows``, ``_t_keys``, ``_t_value``)."""
     joined = F.concat_ws("|", *[F.col(k).cast("string") for k in keys])
     key_hash = F.conv(F.substring(F.md5(joined), 1, 8), 16, 10).cast("long")
-    row = df.agg(
-        F.count("*").alias("rows"),
-        F.coalesce(F.sum(key_hash), F.lit(0)).alias("keys"),
-        F.coalesce(F.sum(F.round(F.col(value).cast("double"), 6)), F.lit(0.0)).alias("value"),
-    ).first()  # one row
-    return Totals(int(row["rows"]), int(row["keys"]), float(row["value"]))
+    return [
+        F.count("*").alias("_t_rows"),
+        F.coalesce(F.sum(key_hash), F.lit(0)).alias("_t_keys"),
+        F.coalesce(F.sum(F.round(F.col(value).cast("double"), 6)), F.lit(0.0)).alias("_t_value"),
+    ]
+
+
+def totals_from(row: Any) -> Totals:
+    return Totals(int(row["_t_rows"]), int(row["_t_keys"]), float(row["_t_value"]))
+
+
+def spark_totals(df: DataFrame, *, keys: list[str], value: str) -> Totals:
+    """Totals of a DataFrame in one aggregate."""
+    return totals_from(df.agg(*totals_aggs(keys=keys, value=value)).first())  # one row
 
 
 def totals_sql(

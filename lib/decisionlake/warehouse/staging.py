@@ -58,7 +58,13 @@ def stage(
     The rows go from the executors to storage directly; the driver only lists the files.
     """
     data_uri = f"{prefix.rstrip('/')}/data"
-    for_copy(df).repartition(max(files, 1)).write.mode("overwrite").parquet(data_uri)
+    shaped = for_copy(df)
+    # Fewer files than partitions: merge partitions without a shuffle.
+    if files < shaped.rdd.getNumPartitions():
+        shaped = shaped.coalesce(max(files, 1))
+    else:
+        shaped = shaped.repartition(files)
+    shaped.write.mode("overwrite").parquet(data_uri)
     filesystem, path = filesystem_for(data_uri, storage)
     listed = sorted(
         (info.path, info.size)

@@ -14,9 +14,9 @@ from pyspark.sql import types as T
 from decisionlake.config import AppConfig, ExportTableConfig
 from decisionlake.logs import JobLogger
 from decisionlake.warehouse import staging
-from decisionlake.warehouse.ddl import columns_for, evolution, is_nested, string_lengths
+from decisionlake.warehouse.ddl import columns_for, evolution, is_nested, length_aggs
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan
-from decisionlake.warehouse.reconcile import spark_totals
+from decisionlake.warehouse.reconcile import Totals, totals_aggs, totals_from
 
 ROWS_PER_FILE = 2_000_000  # ~100 MB of score rows as Parquet: inside COPY's sweet spot
 
@@ -70,6 +70,32 @@ def staging_prefix(cfg: AppConfig) -> str:
     return cfg.warehouse.staging or f"{cfg.paths.artifacts.rstrip('/')}/warehouse-staging"
 
 
+def _violation_aggs(
+    df: DataFrame, keys: list[str], limits: dict[str, int], sample: int
+) -> tuple[list[Any], Any]:
+    key_text = F.concat_ws("|", *[F.coalesce(F.col(k).cast("string"), F.lit("NULL")) for k in keys])
+    checks: dict[str, Any] = {f"NULL key {k}": F.col(k).isNull() for k in keys}
+    for name, limit in limits.items():
+        field = df.schema[name]
+        value = F.to_json(F.col(name)) if is_nested(field.dataType) else F.col(name)
+        checks[f"{name} longer than {limit} bytes"] = F.octet_length(value) > limit
+    aggs = []
+    for i, condition in enumerate(checks.values()):
+        aggs += [
+            F.sum(condition.cast("int")).alias(f"_v_n{i}"),
+            F.slice(F.collect_list(F.when(condition, key_text)), 1, sample).alias(f"_v_s{i}"),
+        ]
+
+    def parse(row: Any) -> list[str]:
+        return [
+            f"{row[f'_v_n{i}']} row(s) with {rule}, e.g. keys {row[f'_v_s{i}']}"
+            for i, rule in enumerate(checks)
+            if row[f"_v_n{i}"]
+        ]
+
+    return aggs, parse
+
+
 def violations(
     df: DataFrame, *, keys: list[str], limits: dict[str, int], sample: int = 5
 ) -> list[str]:
@@ -77,28 +103,35 @@ def violations(
 
     One aggregate pass; only counts and a few sample keys reach the driver.
     """
-    key_text = F.concat_ws("|", *[F.coalesce(F.col(k).cast("string"), F.lit("NULL")) for k in keys])
-    checks: dict[str, Any] = {}
-    for k in keys:
-        checks[f"NULL key {k}"] = F.col(k).isNull()
-    for name, limit in limits.items():
-        field = df.schema[name]
-        value = F.to_json(F.col(name)) if is_nested(field.dataType) else F.col(name)
-        checks[f"{name} longer than {limit} bytes"] = F.octet_length(value) > limit
-    if not checks:
-        return []
-    aggs = []
-    for i, condition in enumerate(checks.values()):
-        aggs += [
-            F.sum(condition.cast("int")).alias(f"n{i}"),
-            F.slice(F.collect_list(F.when(condition, key_text)), 1, sample).alias(f"s{i}"),
-        ]
-    row = df.agg(*aggs).first()  # one row: counts and at most `sample` keys per rule
-    found = []
-    for i, rule in enumerate(checks):
-        if row[f"n{i}"]:
-            found.append(f"{row[f'n{i}']} row(s) with {rule}, e.g. keys {row[f's{i}']}")
-    return found
+    aggs, parse = _violation_aggs(df, keys, limits, sample)
+    return parse(df.agg(*aggs).first()) if aggs else []
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything the export needs to know about the data before staging it."""
+
+    problems: list[str]
+    lengths: dict[str, int]
+    totals: Totals
+    slices: list[str]
+
+
+def profile(
+    df: DataFrame, *, keys: list[str], limits: dict[str, int], value: str, slice_column: str
+) -> Profile:
+    """Violations, string lengths, reconciliation totals and slices in ONE aggregate pass."""
+    v_aggs, parse = _violation_aggs(df, keys, limits, 5)
+    l_aggs = length_aggs(df)
+    t_aggs = totals_aggs(keys=keys, value=value)
+    slices = F.collect_set(F.col(slice_column).cast("string")).alias("_slices")  # run dates
+    row = df.agg(*v_aggs, *l_aggs, *t_aggs, slices).first()  # one row
+    return Profile(
+        problems=parse(row),
+        lengths={a: int(row[a] or 0) for a in (c.name for c in df.schema) if a in row.asDict()},
+        totals=totals_from(row),
+        slices=sorted(row["_slices"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -133,12 +166,16 @@ def export(
             for name, kind in (existing or {}).items()
             if kind.startswith("VARCHAR(") and name in df.columns
         }
-        problems = violations(df, keys=table.keys, limits=limits)
-        if problems:
+        value = value_column if value_column in df.columns else table.keys[0]
+        numeric = isinstance(df.schema[value].dataType, T.NumericType)
+        value = value if numeric else table.keys[0]
+        found = profile(df, keys=table.keys, limits=limits, value=value,
+                        slice_column=table.slice_column)  # fmt: skip
+        if found.problems:
             raise ConstraintViolationError(
-                f"{table.target}: refused before loading: " + "; ".join(problems)
+                f"{table.target}: refused before loading: " + "; ".join(found.problems)
             )
-        lengths = string_lengths(df)
+        lengths, expected, slices = found.lengths, found.totals, found.slices
         columns = columns_for(
             df.schema,
             lengths,
@@ -148,13 +185,6 @@ def export(
             minimum=w.min_varchar,
         )
         alters = evolution(table.target, existing, columns, longest=lengths) if existing else []
-        value = value_column if value_column in df.columns else table.keys[0]
-        numeric = isinstance(df.schema[value].dataType, T.NumericType)
-        expected = spark_totals(df, keys=table.keys, value=value if numeric else table.keys[0])
-        slices = sorted(
-            str(r[0])
-            for r in df.select(F.col(table.slice_column).cast("string")).distinct().collect()
-        )  # one row per slice (run dates): bounded
         st.add(rows=expected.rows, slices=slices, alters=alters, new_table=existing is None)
 
     prefix = f"{staging_prefix(cfg).rstrip('/')}/{table.target}/{run_id}"
@@ -169,7 +199,7 @@ def export(
         columns=columns,
         slice_column=table.slice_column,
         slices=slices,
-        value_column=value if numeric else table.keys[0],
+        value_column=value,
         expected=expected,
         run_id=run_id,
         alters=alters,
