@@ -58,6 +58,9 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
         return f"scored: {done}"
     if name == "export_scores":
         return f"{summary['exported']} rows exported {summary.get('reason', '')}"
+    if name == "monitor":
+        done = {m: v.get("score_band", v.get("skipped")) for m, v in summary["models"].items()}
+        return f"score drift {done}, alerts {len(summary['alerts'])}"
     if name == "publish":
         return ", ".join(
             f"{t} -> {v.get('glue_table', v.get('skipped'))}"
