@@ -56,6 +56,8 @@ class LineIngestSpec:
     dated: bool = True
     upsert_columns: tuple[str, ...] = ()
     """Empty: insert-only (events). Else: update rows whose listed columns changed (dimensions)."""
+    allow_empty: bool = False
+    """An empty delivery is a normal day (trades); a missing one is still an error."""
 
 
 def to_quarantine(
@@ -128,7 +130,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     with log.stage("read_validate", source=source) as st:
         raw = lake.read_text_lines(spark, source)
         lines_in = raw.count()  # counted before validation, so the accounting can fail
-        if lines_in == 0:
+        if lines_in == 0 and not spec.allow_empty:
             raise lake.LandingDataMissingError(f"no lines in the files at {source}")
         validated = spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg).persist(
             StorageLevel.MEMORY_AND_DISK

@@ -186,7 +186,7 @@ def floors(spark: Any, cfg: Any, day: date) -> dict[str, Any]:
     events = f"{cfg.paths.lake}/bronze/clickstream"
     query = f"""
         WITH e AS (
-          SELECT visitor_id, event_ts
+          SELECT cookie_id AS visitor_id, event_ts
           FROM read_parquet('{events}/**/*.parquet', hive_partitioning = true)
           WHERE event_date BETWEEN DATE '{day}' - INTERVAL 3 DAY AND DATE '{day}'),
         g AS (

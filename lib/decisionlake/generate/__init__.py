@@ -150,6 +150,15 @@ def generate(spark: SparkSession, cfg: AppConfig, spec: GenSpec) -> dict[str, An
         simulate_partition, MANIFEST_SCHEMA
     )
     files = [r.asDict() for r in manifest_df.collect()]  # one row per file written: bounded
+    # A trades feed delivers a file every day, empty on a day without trades.
+    traded = {f["date"] for f in files if f["kind"] == "outcomes"}
+    for offset in range(spec.days):
+        day = (spec.start_date + timedelta(days=offset)).isoformat()
+        if day not in traded:
+            path = f"{landing}/outcomes/date={day}/part-empty.json"
+            write_bytes(path, b"", storage)
+            files.append({"kind": "outcomes", "date": day, "path": path, "rows": 0,
+                          "stats": "{}"})  # fmt: skip
     summary = summarize(spec, files)
     write_bytes(
         f"{landing}/_manifests/generate-{spec.start_date}-{spec.days}d-seed{spec.seed}.json",

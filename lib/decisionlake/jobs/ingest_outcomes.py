@@ -23,6 +23,7 @@ SPEC = LineIngestSpec(
     partition_by=(),
     validate=validate_trades,
     to_bronze=to_bronze_trades,
+    allow_empty=True,
 )
 
 
