@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
 
-.PHONY: demo test venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
@@ -14,6 +14,12 @@ demo: venv jars
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(PY) -m pytest -q tests
+
+# Benchmarks print figures (never timed tests): the pipeline at 1x..8x with floors, then the
+# warehouse writer against Spark JDBC. Results also go to bench/results/.
+bench: venv jars
+	scripts/bench
+	scripts/bench-warehouse --rows 1000000 --json bench/results/warehouse-latest.json
 
 venv: $(VENV)/.installed
 

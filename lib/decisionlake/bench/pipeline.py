@@ -1,6 +1,6 @@
 """Pipeline benchmark: per-stage figures at several data scales, with floors in the same run.
 
-    scripts/bench [--advisors 400] [--scales 1,2,4,8] [--days 2] [--out bench/results]
+    scripts/bench [--advisors 400] [--scales 1,2,4,8] [--days 1] [--out bench/results]
 
 For each scale the harness generates ``advisors x scale`` advisors over ``days`` days into a
 fresh folder and runs the daily pipeline (in process, one session per scale) for every day,
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
     parser.add_argument("--advisors", type=int, default=400, help="advisors at scale 1")
     parser.add_argument("--scales", default="1,2,4,8")
-    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--out", default="bench/results")
     args = parser.parse_args(argv)
     scales = [int(s) for s in args.scales.split(",")]
