@@ -98,3 +98,21 @@ def test_monitor_alerts_on_a_shifted_day_only(
         .withColumnRenamed("count", "n").collect()
     }  # fmt: skip
     assert by_day.get(shifted, 0) >= 2 and calm not in by_day
+
+    # Decay and outcomes: scores of an earlier day whose labels have matured by the run date.
+    from decisionlake.jobs import score
+
+    scored_day = monitor.date.fromisoformat(champion_test_day := str(reference_day))
+    assert (
+        score.main([*base, "--run-date", champion_test_day, "--model", "advisor_propensity"]) == 0
+    )
+    capfd.readouterr()
+    assert monitor.main([*base, "--run-date", HISTORY_END.isoformat(),
+                         "--model", "advisor_propensity"]) == 0  # fmt: skip
+    decay = _summary(capfd.readouterr().err)["models"]["advisor_propensity"]["decay"]
+    assert 0.5 < decay["areaUnderROC"] <= 1.0 and decay["top_decile_lift"] > 0
+    outcomes = read_delta(spark, cfg.table_uri("gold.score_outcomes")).where(
+        F.col("as_of_date") == F.lit(scored_day)
+    )
+    rows = outcomes.collect()  # ten deciles at most
+    assert sum(r["advisors"] for r in rows) == 300 and sum(r["converted"] for r in rows) > 0
