@@ -17,7 +17,7 @@ from decisionlake.lake import read_delta
 from decisionlake.logs import JobLogger
 from decisionlake.models import registry
 from decisionlake.models.train import TrainingDataError, fit_supervised
-from decisionlake.models.training import label_window, time_split, with_labels
+from decisionlake.models.training import time_split, with_labels
 
 from .conftest import HISTORY_END
 
@@ -190,11 +190,6 @@ def test_champion_rule_respects_direction_and_margin() -> None:
     assert registry.better(9.0, 10.0, metric="rmse", margin=0.5)
     assert not registry.better(9.8, 10.0, metric="rmse", margin=0.5)
     assert not registry.meets_floor(0.52, metric="areaUnderROC", floor=0.55)
-
-
-def test_window_is_half_open() -> None:
-    # Sanity of the Column helper used by with_labels (evaluated without Spark data).
-    assert "date_add" in str(label_window(F.col("a"), F.col("b"), horizon_days=2)).lower()
 
 
 # ---- on the generated history --------------------------------------------------------------

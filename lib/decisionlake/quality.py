@@ -52,6 +52,11 @@ class RuleResult:
         return self.rows_failed == 0
 
 
+def columns_of(e: Expectation) -> str:
+    """The rule's columns as results name them (``a,b``)."""
+    return ",".join(_columns(e))
+
+
 def _columns(e: Expectation) -> list[str]:
     if e.column is None:
         return []

@@ -21,6 +21,7 @@ from decisionlake.config import Expectation
 from decisionlake.quality import (
     RESULT_SCHEMA,
     RuleResult,
+    columns_of,
     evaluate_referential,
     evaluate_rows,
     evaluate_volume,
@@ -62,14 +63,9 @@ def _quarantine(
     """
     spark, uri = ctx.spark, ctx.cfg.table_uri(table)
     moved: dict[str, int] = {}
-    row_results = iter(r for r in found)
-    by_rule = {}
+    by_rule = {(r.rule, r.columns): r for r in found}
     for e in expectations:
-        if e.rule in ("referential", "volume"):
-            continue
-        by_rule[id(e)] = next(row_results)
-    for e in expectations:
-        result = by_rule.get(id(e))
+        result = by_rule.get((e.rule, columns_of(e)))
         condition = failing_rows(e)
         if e.severity != "quarantine" or condition is None or result is None:
             continue
