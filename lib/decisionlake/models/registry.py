@@ -108,7 +108,8 @@ def record(
     spec = outcome.spec
     metric = spec.selection.metric
     new_value = outcome.judge(outcome.model)
-    sample = outcome.evaluation_data.select(*outcome.feature_columns).limit(5).toPandas()  # 5 rows: signature only
+    # Five rows, only to infer the model's input signature.
+    sample = outcome.evaluation_data.select(*outcome.feature_columns).limit(5).toPandas()
     with mlflow.start_run(
         experiment_id=_experiment_id(cfg, mlflow), run_name=f"{outcome.name}-{run_date}"
     ) as run:
