@@ -145,6 +145,39 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
     assert after[0][0] == 60 == expected.rows and after[0][1] == 60
     assert float(after[0][2]) == pytest.approx(expected.value_sum)
 
+    # Each slice is a partition: the daily load swapped the staged table in (no second write);
+    # an export holding two slices goes through delete-then-insert into both partitions.
+    assert _partitions(warehouse_secret["url"], table.target) == [f"{name}__2026_11_24"]
+    two_days = rescored.unionByName(
+        _scores(spark, n=4, day=date(2026, 11, 25)).withColumn("segment_label", F.lit("new"))
+    )
+    export(two_days, table, cfg=cfg, backend=make_backend(cfg), run_id="r4", log=log)
+    assert _partitions(warehouse_secret["url"], table.target) == [
+        f"{name}__2026_11_24",
+        f"{name}__2026_11_25",
+    ]
+    per_day = _rows(
+        warehouse_secret["url"],
+        f"SELECT as_of_date::text, count(*) FROM {table.target} GROUP BY 1 ORDER BY 1",
+    )
+    assert per_day == [("2026-11-24", 60), ("2026-11-25", 8)]
+    assert not _rows(
+        warehouse_secret["url"],
+        f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' "
+        f"AND tablename LIKE '\\_stage\\_{name}%'",
+    )  # staging tables dropped
+
+
+def _partitions(url: str, table: str) -> list[str]:
+    return [
+        r[0].split(".")[-1].strip('"')
+        for r in _rows(
+            url,
+            f"SELECT inhrelid::regclass::text FROM pg_inherits "
+            f"WHERE inhparent = '{table}'::regclass ORDER BY 1",
+        )
+    ]
+
 
 def test_bad_rows_are_reported_with_their_keys_before_any_load(
     spark: SparkSession, warehouse_secret: dict, tmp_path: Path
@@ -168,6 +201,7 @@ def test_bad_rows_are_reported_with_their_keys_before_any_load(
     assert "2 row(s) with NULL key advisor_id" in message and "NULL" in message
     assert "advisor_id longer than" in message and "XXXXXXXX" in message
     assert _rows(warehouse_secret["url"], _target_sql(cfg)) == before
+    assert not (Path(cfg.paths.artifacts) / "warehouse-staging" / table.target / "bad").exists()
 
 
 def test_reconciliation_mismatch_rolls_back_and_keeps_staging(
@@ -226,6 +260,12 @@ def test_a_load_killed_between_copy_and_commit_changes_nothing(
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     after = _rows(warehouse_secret["url"], _target_sql(cfg))
     assert len(after) == len(before) + 24 and set(before) <= set(after)
+    schema, name = table.target.split(".")
+    leftovers = (
+        f"SELECT 1 FROM pg_tables WHERE schemaname = '{schema}' "
+        f"AND tablename LIKE '\\_stage\\_{name}%'"
+    )
+    assert not _rows(warehouse_secret["url"], leftovers)  # the killed load's table was dropped
 
 
 def _plan(df: DataFrame) -> LoadPlan:

@@ -297,7 +297,12 @@ class WarehouseConfig:
     """Staging prefix for the Parquet the warehouse loads; default <artifacts>/warehouse-staging."""
     varchar_headroom: float = 1.5
     min_varchar: int = 16
-    target_file_mb: int = 128
+    max_rows_per_file: int = 2_000_000
+    """Staged Parquet: at most this many rows per file (~60 MB of score rows)."""
+    max_files: int = 64
+    """Staged Parquet: one file per partition up to this many (COPY loads files in parallel)."""
+    load_connections: int = 4
+    """PostgreSQL: staged files are COPYed in parallel over this many connections."""
     exports: dict[str, ExportTableConfig] = field(default_factory=dict)
     redshift: RedshiftConfig = field(default_factory=RedshiftConfig)
 

@@ -123,11 +123,22 @@ def columns_for(
 
 
 def create_table(
-    table: str, columns: list[Column], *, dialect: str, distkey: str = "", sortkey=()
+    table: str,
+    columns: list[Column],
+    *,
+    dialect: str,
+    distkey: str = "",
+    sortkey=(),
+    partition_by: str = "",
 ) -> str:
-    """CREATE TABLE IF NOT EXISTS, with DISTKEY/SORTKEY on Redshift."""
+    """CREATE TABLE IF NOT EXISTS, with DISTKEY/SORTKEY on Redshift.
+
+    ``partition_by`` (PostgreSQL): LIST-partitioned by that column, one partition per slice.
+    """
     body = ",\n  ".join(c.sql() for c in columns)
     sql = f"CREATE TABLE IF NOT EXISTS {qualified(table)} (\n  {body}\n)"
+    if dialect == "postgres" and partition_by:
+        sql += f" PARTITION BY LIST ({quote(partition_by)})"
     if dialect == "redshift":
         if distkey:
             sql += f" DISTSTYLE KEY DISTKEY ({quote(distkey)})"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow.csv as pacsv
@@ -16,6 +21,7 @@ from decisionlake.warehouse.reconcile import Totals, totals_sql
 from decisionlake.warehouse.staging import StagedData
 
 BATCH_ROWS = 50_000
+STAGE_PREFIX = "_stage_"  # staging tables: _stage_<table>_<run id>
 
 
 class PostgresBackend:
@@ -23,9 +29,13 @@ class PostgresBackend:
 
     dialect = "postgres"
 
-    def __init__(self, credentials: dict[str, Any], storage: StorageConfig) -> None:
+    def __init__(
+        self, credentials: dict[str, Any], storage: StorageConfig, *, connections: int = 4
+    ) -> None:
         self.credentials = credentials
         self.storage = storage
+        self.connections = max(1, connections)
+        self.last: dict[str, Any] = {}
 
     def connect(self) -> Any:
         import psycopg2
@@ -82,52 +92,135 @@ class PostgresBackend:
         finally:
             conn.close()
 
-    def _copy(self, cur: Any, staged: StagedData, stage_table: str, columns: list[Column]) -> int:
+    def _copy_file(self, uri: str, stage_table: str, columns: list[Column]) -> int:
+        """Stream one staged file into the staging table on its own connection (committed)."""
         names = ", ".join(quote(c.name) for c in columns)
         copy_sql = f"COPY {stage_table} ({names}) FROM STDIN WITH (FORMAT csv)"
         rows = 0
-        for uri, _ in staged.files:
-            filesystem, path = filesystem_for(uri, self.storage)
-            with filesystem.open_input_file(path) as handle:
-                parquet = pq.ParquetFile(handle)
-                for batch in parquet.iter_batches(
-                    batch_size=BATCH_ROWS, columns=[c.name for c in columns]
-                ):
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
-                    buffer.seek(0)
-                    cur.copy_expert(copy_sql, buffer)
-                    rows += batch.num_rows
-        return rows
-
-    def load(self, staged: StagedData, plan: LoadPlan) -> Totals:
-        """Run the load transaction; verify before COMMIT, roll back on any difference."""
-        target = qualified(plan.target)
-        schema = plan.target.rpartition(".")[0]
         conn = self.connect()
         try:
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
+                filesystem, path = filesystem_for(uri, self.storage)
+                with filesystem.open_input_file(path) as handle:
+                    parquet = pq.ParquetFile(handle)
+                    for batch in parquet.iter_batches(
+                        batch_size=BATCH_ROWS, columns=[c.name for c in columns]
+                    ):
+                        buffer = io.BytesIO()
+                        pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
+                        buffer.seek(0)
+                        cur.copy_expert(copy_sql, buffer)
+                        rows += batch.num_rows
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    def _drop_stale_stages(self, cur: Any, plan: LoadPlan) -> None:
+        """Staging tables a killed earlier load of this target left behind."""
+        schema, _, name = plan.target.rpartition(".")
+        cur.execute(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = %s "
+            "AND tablename LIKE %s ESCAPE '!'",
+            (schema or "public", re.sub(r"([!%_])", r"!\1", f"{STAGE_PREFIX}{name}_") + "%"),
+        )
+        for stale_schema, stale in cur.fetchall():
+            cur.execute(f"DROP TABLE IF EXISTS {quote(stale_schema)}.{quote(stale)}")
+
+    def _partitioned(self, cur: Any, table: str) -> bool:
+        schema, _, name = table.rpartition(".")
+        cur.execute(
+            "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+            (schema or "public", name),
+        )
+        return cur.fetchone() is not None
+
+    def _replace_slices(self, cur: Any, plan: LoadPlan, stage_name: str) -> int:
+        """Swap the staged slice in; returns how many rows it replaced.
+
+        One slice into a partitioned target (the daily case): the staging table becomes the
+        slice's partition (DROP the old one, ATTACH) and no row is written twice. Otherwise
+        delete-then-insert of the slices.
+        """
+        target = qualified(plan.target)
+        stage_table = qualified(stage_name)
+        partitioned = self._partitioned(cur, plan.target)
+        if partitioned and len(plan.slices) == 1:
+            part = partition_name(plan.target, plan.slices[0])
+            cur.execute("SELECT to_regclass(%s)", (qualified(part),))
+            replaced = 0
+            if cur.fetchone()[0] is not None:
+                cur.execute(f"SELECT count(*) FROM {qualified(part)}")
+                replaced = int(cur.fetchone()[0])
+                cur.execute(f"DROP TABLE {qualified(part)}")
+            cur.execute(f"ALTER TABLE {stage_table} RENAME TO {quote(part.rpartition('.')[2])}")
+            cur.execute(
+                f"ALTER TABLE {target} ATTACH PARTITION {qualified(part)} "
+                f"FOR VALUES IN ({literal(plan.slices[0])})"
+            )
+            return replaced
+        if partitioned:
+            for value in plan.slices:
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {qualified(partition_name(plan.target, value))} "
+                    f"PARTITION OF {target} FOR VALUES IN ({literal(value)})"
+                )
+        names = ", ".join(quote(c.name) for c in plan.columns)
+        slice_col = quote(plan.slice_column)
+        cur.execute(
+            f"DELETE FROM {target} WHERE {slice_col} IN "
+            f"(SELECT DISTINCT {slice_col} FROM {stage_table})"
+        )
+        replaced = int(cur.rowcount)
+        cur.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage_table}")
+        return replaced
+
+    def load(self, staged: StagedData, plan: LoadPlan) -> Totals:
+        """COPY the files in parallel into a staging table, then one transaction.
+
+        The transaction creates/evolves the target, replaces the slice from the staging table
+        and verifies the target slice against the staged totals before COMMIT; any difference
+        rolls it back. The target changes only at COMMIT.
+        """
+        schema, _, name = plan.target.rpartition(".")
+        stage_name = f"{schema + '.' if schema else ''}{STAGE_PREFIX}{name}_{plan.run_id[:12]}"
+        stage_table = qualified(stage_name)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
                 if schema:
                     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-                cur.execute(create_table(plan.target, plan.columns, dialect=self.dialect))
+                self._drop_stale_stages(cur, plan)
+                # Logged: the staging table may become the slice's partition as it is.
+                cur.execute(create_table(stage_name, plan.columns, dialect=self.dialect))
+            conn.commit()
+            uris = [uri for uri, _ in staged.files]
+            with ThreadPoolExecutor(min(self.connections, max(len(uris), 1))) as pool:
+                copied = sum(
+                    pool.map(lambda u: self._copy_file(u, stage_table, plan.columns), uris)
+                )
+            timings["copy_s"] = time.perf_counter() - started
+            fault_point("after_copy")
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+                cur.execute(
+                    create_table(
+                        plan.target,
+                        plan.columns,
+                        dialect=self.dialect,
+                        partition_by=plan.slice_column,
+                    )
+                )
                 for statement in plan.alters:
                     cur.execute(statement)
-                stage_table = quote(f"stage_{plan.run_id[:12]}")
-                cur.execute(
-                    f"CREATE TEMP TABLE {stage_table} (LIKE {target} INCLUDING DEFAULTS) "
-                    "ON COMMIT DROP"
-                )
-                copied = self._copy(cur, staged, stage_table, plan.columns)
-                fault_point("after_copy")
-                names = ", ".join(quote(c.name) for c in plan.columns)
-                slice_col = quote(plan.slice_column)
-                cur.execute(
-                    f"DELETE FROM {target} WHERE {slice_col} IN "
-                    f"(SELECT DISTINCT {slice_col} FROM {stage_table})"
-                )
-                deleted = cur.rowcount
-                cur.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage_table}")
+                mark = time.perf_counter()
+                replaced = self._replace_slices(cur, plan, stage_name)
+                timings["upsert_s"] = time.perf_counter() - mark
+                mark = time.perf_counter()
                 cur.execute(
                     totals_sql(
                         plan.target,
@@ -139,6 +232,7 @@ class PostgresBackend:
                     )
                 )
                 rows, keys, value = cur.fetchone()
+                timings["verify_s"] = time.perf_counter() - mark
                 found = Totals(int(rows), int(keys), float(value))
                 if not found.matches(plan.expected):
                     raise ReconciliationError(
@@ -147,10 +241,34 @@ class PostgresBackend:
                     )
                 fault_point("before_commit")
             conn.commit()
-            self.last = {"copied": copied, "replaced": deleted}
+            self.last = {
+                "copied": copied,
+                "replaced": replaced,
+                "files": len(uris),
+                **{k: round(v, 3) for k, v in timings.items()},
+            }
             return found
         except BaseException:
             conn.rollback()
             raise
         finally:
+            # Best effort: a staging table left here is dropped by the next load of the target.
+            with contextlib.suppress(Exception), conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {stage_table}")
+                conn.commit()
             conn.close()
+
+
+def literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def partition_name(table: str, value: str) -> str:
+    """``<schema>.<table>__<slice>``, e.g. ``analytics.advisor_scores__2026_11_24``."""
+    schema, _, name = table.rpartition(".")
+    suffix = re.sub(r"\W", "_", value)
+    if len(name) + 2 + len(suffix) > 63:  # PostgreSQL's identifier limit
+        suffix = hashlib.md5(value.encode()).hexdigest()[:12]
+        name = name[: 63 - 2 - len(suffix)]
+    return f"{schema + '.' if schema else ''}{name}__{suffix}"

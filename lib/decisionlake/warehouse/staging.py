@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from pyarrow.fs import FileSelector, FileType
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from decisionlake.config import StorageConfig
@@ -22,6 +24,8 @@ class StagedData:
     manifest: str
     files: list[tuple[str, int]]
     columns: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Aggregates observed while the files were written (no extra pass over the data)."""
 
     @property
     def bytes(self) -> int:
@@ -51,20 +55,41 @@ def stage(
     prefix: str,
     *,
     storage: StorageConfig,
-    files: int,
+    files: int | None = None,
+    max_files: int = 64,
+    rows_per_file: int = 0,
+    metrics: Callable[[DataFrame], Sequence[Column]] | None = None,
 ) -> StagedData:
-    """Write ``df`` as ``files`` Parquet files under ``prefix`` and a manifest beside them.
+    """Write ``df`` as Parquet files under ``prefix`` and a manifest beside them.
 
     The rows go from the executors to storage directly; the driver only lists the files.
+    By default every partition writes its own files (so the warehouse loads them in
+    parallel), at most ``max_files`` partitions and ``rows_per_file`` rows per file.
+    ``metrics(shaped)`` are aggregates computed in the same pass (``Observation``).
+
+    Args:
+        df: Rows to stage.
+        prefix: Run-specific prefix; data under ``data/``, manifest at ``manifest.json``.
+        storage: Storage settings (S3 endpoint).
+        files: Exactly this many files (a shuffle-free coalesce, or a repartition).
+        max_files: Cap on files when ``files`` is not given.
+        rows_per_file: Split larger partitions into files of at most this many rows.
+        metrics: Builds the aggregate columns to observe on the JSON-shaped rows.
     """
     data_uri = f"{prefix.rstrip('/')}/data"
     shaped = for_copy(df)
-    # Fewer files than partitions: merge partitions without a shuffle.
-    if files < shaped.rdd.getNumPartitions():
-        shaped = shaped.coalesce(max(files, 1))
-    else:
+    partitions = shaped.rdd.getNumPartitions()
+    if files is not None and files > partitions:
         shaped = shaped.repartition(files)
-    shaped.write.mode("overwrite").parquet(data_uri)
+    elif files is not None or partitions > max_files:
+        shaped = shaped.coalesce(max(min(files or max_files, partitions), 1))
+    observation = Observation("staged") if metrics else None
+    if observation is not None and metrics is not None:
+        shaped = shaped.observe(observation, *metrics(shaped))
+    writer = shaped.write.mode("overwrite")
+    if rows_per_file:
+        writer = writer.option("maxRecordsPerFile", rows_per_file)
+    writer.parquet(data_uri)
     filesystem, path = filesystem_for(data_uri, storage)
     listed = sorted(
         (info.path, info.size)
@@ -81,7 +106,8 @@ def stage(
     }
     manifest_uri = f"{prefix.rstrip('/')}/manifest.json"
     write_bytes(manifest_uri, json.dumps(manifest, indent=1).encode(), storage)
-    return StagedData(prefix, manifest_uri, staged, df.columns)
+    observed = dict(observation.get) if observation is not None else {}
+    return StagedData(prefix, manifest_uri, staged, df.columns, observed)
 
 
 def clean(staged: StagedData, storage: StorageConfig) -> None:

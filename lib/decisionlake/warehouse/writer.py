@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig, ExportTableConfig
 from decisionlake.logs import JobLogger
 from decisionlake.warehouse import staging
-from decisionlake.warehouse.ddl import columns_for, evolution, is_nested, length_aggs
+from decisionlake.warehouse.ddl import columns_for, evolution, is_nested
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan
 from decisionlake.warehouse.reconcile import Totals, totals_aggs, totals_from
-
-ROWS_PER_FILE = 2_000_000  # ~100 MB of score rows as Parquet: inside COPY's sweet spot
 
 
 def aws_client(cfg: AppConfig, service: str) -> Any:
@@ -45,7 +43,9 @@ def make_backend(cfg: AppConfig) -> Any:
     if w.backend == "postgres":
         from decisionlake.warehouse.postgres import PostgresBackend
 
-        return PostgresBackend(warehouse_credentials(cfg), cfg.storage)
+        return PostgresBackend(
+            warehouse_credentials(cfg), cfg.storage, connections=w.load_connections
+        )
     from decisionlake.warehouse.redshift import ConnectorBackend, DataApiBackend
 
     if w.backend == "redshift_data_api":
@@ -70,30 +70,23 @@ def staging_prefix(cfg: AppConfig) -> str:
     return cfg.warehouse.staging or f"{cfg.paths.artifacts.rstrip('/')}/warehouse-staging"
 
 
-def _violation_aggs(
-    df: DataFrame, keys: list[str], limits: dict[str, int], sample: int
-) -> tuple[list[Any], Any]:
-    key_text = F.concat_ws("|", *[F.coalesce(F.col(k).cast("string"), F.lit("NULL")) for k in keys])
-    checks: dict[str, Any] = {f"NULL key {k}": F.col(k).isNull() for k in keys}
+def _key_text(keys: list[str]) -> Column:
+    return F.concat_ws("|", *[F.coalesce(F.col(k).cast("string"), F.lit("NULL")) for k in keys])
+
+
+def constraint_rules(
+    schema: T.StructType, *, keys: list[str], limits: dict[str, int]
+) -> dict[str, Column]:
+    """Rule text -> condition true for rows the target would refuse.
+
+    Conditions read the staged (JSON-shaped) columns: nested values are measured as the JSON
+    text the warehouse receives.
+    """
+    rules: dict[str, Column] = {f"NULL key {k}": F.col(k).isNull() for k in keys}
     for name, limit in limits.items():
-        field = df.schema[name]
-        value = F.to_json(F.col(name)) if is_nested(field.dataType) else F.col(name)
-        checks[f"{name} longer than {limit} bytes"] = F.octet_length(value) > limit
-    aggs = []
-    for i, condition in enumerate(checks.values()):
-        aggs += [
-            F.sum(condition.cast("int")).alias(f"_v_n{i}"),
-            F.slice(F.collect_list(F.when(condition, key_text)), 1, sample).alias(f"_v_s{i}"),
-        ]
-
-    def parse(row: Any) -> list[str]:
-        return [
-            f"{row[f'_v_n{i}']} row(s) with {rule}, e.g. keys {row[f'_v_s{i}']}"
-            for i, rule in enumerate(checks)
-            if row[f"_v_n{i}"]
-        ]
-
-    return aggs, parse
+        if name in schema.fieldNames():
+            rules[f"{name} longer than {limit} bytes"] = F.octet_length(F.col(name)) > limit
+    return rules
 
 
 def violations(
@@ -101,36 +94,70 @@ def violations(
 ) -> list[str]:
     """Rows the target would refuse (NULL key, value longer than its VARCHAR), with keys.
 
-    One aggregate pass; only counts and a few sample keys reach the driver.
+    Counts in one aggregate pass, then at most ``sample`` keys per failing rule.
     """
-    aggs, parse = _violation_aggs(df, keys, limits, sample)
-    return parse(df.agg(*aggs).first()) if aggs else []
+    shaped = staging.for_copy(df)
+    rules = constraint_rules(df.schema, keys=keys, limits=limits)
+    if not rules:
+        return []
+    counts = shaped.agg(
+        *[F.sum(c.cast("int")).alias(f"_v{i}") for i, c in enumerate(rules.values())]
+    ).first()  # one row
+    return _describe(shaped, rules, [counts[f"_v{i}"] or 0 for i in range(len(rules))],
+                     keys=keys, sample=sample)  # fmt: skip
+
+
+def _describe(
+    shaped: DataFrame, rules: dict[str, Column], counts: list[int], *, keys: list[str], sample: int
+) -> list[str]:
+    out = []
+    for (rule, condition), n in zip(rules.items(), counts, strict=True):
+        if n:
+            offending = shaped.where(condition).select(_key_text(keys)).limit(sample)
+            examples = [r[0] for r in offending.collect()]  # at most ``sample`` rows
+            out.append(f"{n} row(s) with {rule}, e.g. keys {examples}")
+    return out
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything the export needs to know about the data before staging it."""
+    """Everything the export needs to know about the staged rows, observed while staging."""
 
-    problems: list[str]
+    counts: list[int]
     lengths: dict[str, int]
     totals: Totals
     slices: list[str]
 
 
-def profile(
-    df: DataFrame, *, keys: list[str], limits: dict[str, int], value: str, slice_column: str
-) -> Profile:
-    """Violations, string lengths, reconciliation totals and slices in ONE aggregate pass."""
-    v_aggs, parse = _violation_aggs(df, keys, limits, 5)
-    l_aggs = length_aggs(df)
-    t_aggs = totals_aggs(keys=keys, value=value)
-    slices = F.collect_set(F.col(slice_column).cast("string")).alias("_slices")  # run dates
-    row = df.agg(*v_aggs, *l_aggs, *t_aggs, slices).first()  # one row
+def profile_metrics(
+    schema: T.StructType,
+    rules: dict[str, Column],
+    *,
+    keys: list[str],
+    value: str,
+    slice_column: str,
+) -> Callable[[DataFrame], list[Column]]:
+    """Aggregates of violations, string lengths, totals and slices over the staged rows."""
+
+    def build(shaped: DataFrame) -> list[Column]:
+        measured = [
+            F.max(F.octet_length(F.col(f.name))).alias(f"_len_{f.name}")
+            for f in schema
+            if isinstance(f.dataType, T.StringType) or is_nested(f.dataType)
+        ]
+        counts = [F.sum(c.cast("int")).alias(f"_v{i}") for i, c in enumerate(rules.values())]
+        slices = F.collect_set(F.col(slice_column).cast("string")).alias("_slices")  # run dates
+        return [*counts, *measured, *totals_aggs(keys=keys, value=value), slices]
+
+    return build
+
+
+def profile_from(metrics: dict[str, Any], rules: dict[str, Column]) -> Profile:
     return Profile(
-        problems=parse(row),
-        lengths={a: int(row[a] or 0) for a in (c.name for c in df.schema) if a in row.asDict()},
-        totals=totals_from(row),
-        slices=sorted(row["_slices"]),
+        counts=[int(metrics[f"_v{i}"] or 0) for i in range(len(rules))],
+        lengths={k[5:]: int(v or 0) for k, v in metrics.items() if k.startswith("_len_")},
+        totals=totals_from(metrics),
+        slices=sorted(metrics["_slices"]),
     )
 
 
@@ -159,7 +186,8 @@ def export(
 ) -> ExportResult:
     """Publish ``df`` (one or more slices of ``table.slice_column``) to ``table.target``."""
     w = cfg.warehouse
-    with log.stage("check", target=table.target) as st:
+    prefix = f"{staging_prefix(cfg).rstrip('/')}/{table.target}/{run_id}"
+    with log.stage("stage_and_check", target=table.target, prefix=prefix) as st:
         existing = backend.existing_columns(table.target)
         limits = {
             name: int(kind.split("(")[1].rstrip(")"))
@@ -169,11 +197,25 @@ def export(
         value = value_column if value_column in df.columns else table.keys[0]
         numeric = isinstance(df.schema[value].dataType, T.NumericType)
         value = value if numeric else table.keys[0]
-        found = profile(df, keys=table.keys, limits=limits, value=value,
-                        slice_column=table.slice_column)  # fmt: skip
-        if found.problems:
+        rules = constraint_rules(df.schema, keys=table.keys, limits=limits)
+        metrics = profile_metrics(df.schema, rules, keys=table.keys, value=value,
+                                  slice_column=table.slice_column)  # fmt: skip
+        # One pass: the executors write the files and measure them at the same time.
+        staged = staging.stage(
+            df,
+            prefix,
+            storage=cfg.storage,
+            rows_per_file=w.max_rows_per_file,
+            max_files=w.max_files,
+            metrics=metrics,
+        )
+        found = profile_from(staged.metrics, rules)
+        if any(found.counts):
+            staged_rows = df.sparkSession.read.parquet(f"{prefix.rstrip('/')}/data")
+            problems = _describe(staged_rows, rules, found.counts, keys=table.keys, sample=5)
+            staging.clean(staged, cfg.storage)  # nothing was loaded; nothing to inspect
             raise ConstraintViolationError(
-                f"{table.target}: refused before loading: " + "; ".join(found.problems)
+                f"{table.target}: refused before loading: " + "; ".join(problems)
             )
         lengths, expected, slices = found.lengths, found.totals, found.slices
         columns = columns_for(
@@ -185,13 +227,8 @@ def export(
             minimum=w.min_varchar,
         )
         alters = evolution(table.target, existing, columns, longest=lengths) if existing else []
-        st.add(rows=expected.rows, slices=slices, alters=alters, new_table=existing is None)
-
-    prefix = f"{staging_prefix(cfg).rstrip('/')}/{table.target}/{run_id}"
-    with log.stage("stage", prefix=prefix) as st:
-        files = max(1, math.ceil(expected.rows / ROWS_PER_FILE))
-        staged = staging.stage(df, prefix, storage=cfg.storage, files=files)
-        st.add(files=len(staged.files), bytes=staged.bytes, manifest=staged.manifest)
+        st.add(rows=expected.rows, slices=slices, alters=alters, new_table=existing is None,
+               files=len(staged.files), bytes=staged.bytes, manifest=staged.manifest)  # fmt: skip
 
     plan = LoadPlan(
         target=table.target,
@@ -213,7 +250,7 @@ def export(
             kept = "load failed; staged files kept for inspection and reruns"
             log.event("staging_kept", level="ERROR", prefix=prefix, reason=kept)
             raise
-        st.add(rows=found.rows, key_checksum=found.key_checksum)
+        st.add(rows=found.rows, key_checksum=found.key_checksum, **getattr(backend, "last", {}))
     staging.clean(staged, cfg.storage)
     return ExportResult(
         table.target, found.rows, len(staged.files), staged.bytes, alters, prefix, False
