@@ -6,10 +6,13 @@ Writes are idempotent by construction: insert-only MERGE on a key for event tabl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from delta.tables import DeltaTable
+from pyspark import inheritable_thread_target
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -58,6 +61,21 @@ def read_table(spark: SparkSession, uri: str, fmt: str = "delta") -> DataFrame:
     if fmt == "csv":
         return spark.read.option("header", "true").option("inferSchema", "true").csv(uri)
     raise ValueError(f"unsupported table format {fmt!r}")
+
+
+def run_concurrently(spark: SparkSession, *writes: Callable[[], Any]) -> list[Any]:
+    """Run independent writes (to different tables) in threads; results in order.
+
+    Threads inherit the caller's Spark job group and properties. Every write runs to its end
+    and the first failure is raised afterwards, so no write is abandoned half-way.
+    """
+    if len(writes) == 1:
+        return [writes[0]()]
+    with ThreadPoolExecutor(len(writes)) as pool:
+        inherit = inheritable_thread_target(spark)  # job group, properties and tags
+        futures = [pool.submit(inherit(write)) for write in writes]
+        wait(futures)
+    return [f.result() for f in futures]
 
 
 def delta_table_exists(spark: SparkSession, uri: str) -> bool:
@@ -133,13 +151,16 @@ def last_operation_metrics(spark: SparkSession, uri: str) -> dict[str, Any]:
     row = (
         DeltaTable.forPath(spark, uri)
         .history(1)
-        .select("version", "operation", "operationMetrics")
+        .select("version", "operation", "operationMetrics", "userMetadata")
         .first()
     )  # one row: the latest commit
     if row is None:
         return {}
     metrics = {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if v.isdigit()}
-    return {"version": row["version"], "operation": row["operation"], **metrics}
+    found = {"version": row["version"], "operation": row["operation"], **metrics}
+    if row["userMetadata"]:
+        found["userMetadata"] = row["userMetadata"]
+    return found
 
 
 def merge_insert_new(
@@ -166,15 +187,18 @@ def merge_insert_new(
     pruning = list(partition_by) if match_partitions else []
     match_columns = [*pruning, *[k for k in keys if k not in pruning]]
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
-    before = _current_version(target)
     merge = target.alias("t").merge(source.alias("s"), condition)
     if update_when_changed:
         changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
         merge = merge.whenMatchedUpdateAll(condition=changed)
     counts = merge.whenNotMatchedInsertAll().execute().first()  # one row of counts
-    metrics = last_operation_metrics(spark, uri) if _current_version(target) != before else {}
-    metrics["numTargetRowsInserted"] = int(counts["num_inserted_rows"]) if counts else 0
-    metrics["numTargetRowsUpdated"] = int(counts["num_updated_rows"]) if counts else 0
+    inserted = int(counts["num_inserted_rows"]) if counts else 0
+    updated = int(counts["num_updated_rows"]) if counts else 0
+    # A MERGE that changed nothing may not commit; only a changing one needs the commit's figures.
+    metrics = last_operation_metrics(spark, uri) if inserted or updated else {}
+    metrics.pop("userMetadata", None)
+    metrics["numTargetRowsInserted"] = inserted
+    metrics["numTargetRowsUpdated"] = updated
     return metrics
 
 
@@ -215,13 +239,19 @@ def replace_slice(
     """
     spark = source.sparkSession
     ensure_delta_table(spark, uri, schema or source.schema, partition_by)
-    before = table_version(spark, uri)
-    writer = source.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    # A token in the commit tells our commit from an older one in a single history read.
+    token = f"decisionlake:replace:{uuid.uuid4().hex}"
+    writer = (
+        source.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .option("userMetadata", token)
+    )
     if add_new_columns:
         writer = writer.option("mergeSchema", "true")
     writer.save(uri)
     metrics = last_operation_metrics(spark, uri)
-    if metrics.get("version") == before:
+    if metrics.pop("userMetadata", None) != token:
         # Nothing to delete and nothing to write makes no commit: the latest one is older.
-        return {"version": before, "operation": "NONE", "numOutputRows": 0}
+        return {"version": metrics.get("version"), "operation": "NONE", "numOutputRows": 0}
     return metrics

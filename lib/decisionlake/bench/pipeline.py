@@ -1,9 +1,10 @@
 """Pipeline benchmark: per-stage figures at several data scales, with floors in the same run.
 
-    scripts/bench [--advisors 400] [--scales 1,2,4,8] [--days 1] [--out bench/results]
+    scripts/bench [--advisors 400] [--scales 1,2,4,8] [--days 2] [--out bench/results]
 
 For each scale the harness generates ``advisors x scale`` advisors over ``days`` days into a
-fresh folder and runs the daily pipeline (in process, one session per scale) for every day,
+fresh folder and runs the daily pipeline for every day in a fresh process (its own driver JVM,
+so no scale inherits another's heap or JIT state; the last day, measured, is a warm daily run),
 with the Spark UI's REST API on to read, per step of the last day: wall time, input, output
 and shuffle bytes, Spark jobs and exchanges; it samples the RSS of the driver JVM and of this
 Python process throughout. Floors on the same files at the largest scale: a bare
@@ -19,6 +20,7 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -165,11 +167,20 @@ def run_scale(scale: int, advisors: int, days: int, root: Path) -> dict[str, Any
         "last_day_s": round(sum(r.seconds for r in last), 1),
         "peak_driver_jvm_rss_mb": round(rss.peak["driver_jvm"] / 2**20, 1),
         "peak_python_rss_mb": round(rss.peak["python"] / 2**20, 1),
+        "driver_heap_after_gc_mb": _heap_after_gc_mb(spark),
         "steps": steps,
     }
     out["floors"] = floors(spark, cfg, END)
     spark.stop()
     return out
+
+
+def _heap_after_gc_mb(spark: Any) -> float:
+    """Driver JVM heap still in use after a full GC: what the driver retains."""
+    jvm = spark.sparkContext._jvm
+    jvm.java.lang.System.gc()
+    used = jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage()
+    return round(used.getUsed() / 2**20, 1)
 
 
 def floors(spark: Any, cfg: Any, day: date) -> dict[str, Any]:
@@ -242,6 +253,9 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
             top["peak_driver_jvm_rss_mb"] / base["peak_driver_jvm_rss_mb"], 3
         ),
         "python_rss_ratio": round(top["peak_python_rss_mb"] / base["peak_python_rss_mb"], 3),
+        "driver_heap_after_gc_ratio": round(
+            top["driver_heap_after_gc_mb"] / base["driver_heap_after_gc_mb"], 3
+        ),
     }
     f = top["floors"]
     out["ingest_vs_bare_floor"] = round(
@@ -257,9 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
     parser.add_argument("--advisors", type=int, default=400, help="advisors at scale 1")
     parser.add_argument("--scales", default="1,2,4,8")
-    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--days", type=int, default=2, help="the last one is measured")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--worker-scale", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-root", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker_scale:
+        return _worker(args)
     scales = [int(s) for s in args.scales.split(",")]
     results = []
     from decisionlake import services
@@ -284,20 +303,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_all(scales: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each scale in its own process: a fresh driver JVM, so memory figures are per scale."""
     results = []
     for scale in scales:
         root = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
         try:
             print(f"scale {scale}x: {args.advisors * scale} advisors, {args.days} day(s) ...",
                   flush=True)  # fmt: skip
-            res = run_scale(scale, args.advisors, args.days, root)
+            result_file = root / "result.json"
+            command = [sys.executable, "-m", "decisionlake.bench.pipeline", "--worker-scale",
+                       str(scale), "--advisors", str(args.advisors), "--days", str(args.days),
+                       "--worker-root", str(root), "--worker-result", str(result_file)]  # fmt: skip
+            subprocess.run(command, check=True)
+            res = json.loads(result_file.read_text())
             print(f"  {res['events_last_day']:,} events on the last day, last day "
-                  f"{res['last_day_s']}s, peak driver JVM {res['peak_driver_jvm_rss_mb']} MB, "
+                  f"{res['last_day_s']}s, peak driver JVM {res['peak_driver_jvm_rss_mb']} MB "
+                  f"(heap after GC {res['driver_heap_after_gc_mb']} MB), "
                   f"Python {res['peak_python_rss_mb']} MB", flush=True)  # fmt: skip
             results.append(res)
         finally:
             shutil.rmtree(root, ignore_errors=True)
     return results
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One scale in this process (started by :func:`_run_all`); writes its figures as JSON."""
+    res = run_scale(args.worker_scale, args.advisors, args.days, Path(args.worker_root))
+    Path(args.worker_result).write_text(json.dumps(res))
+    return 0
 
 
 def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
