@@ -132,8 +132,13 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         # Lines are counted as read, before validation, in the same pass, so the accounting
         # below compares two independent counts without reading the files twice.
         raw = lake.read_text_lines(spark, source).observe(lines, F.count("*").alias("n"))
-        validated = spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg).persist(
-            StorageLevel.MEMORY_AND_DISK
+        validated = (
+            spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
+            # The raw line is kept for rejected lines only, the parsed one for valid lines only:
+            # the cached batch holds each line once.
+            .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
+            .withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
+            .persist(StorageLevel.MEMORY_AND_DISK)
         )
         by_reason = {
             (r["reason"] or "VALID"): (int(r["rows"]), int(r["keys"]))

@@ -177,7 +177,9 @@ def merge_insert_new(
     """Insert rows whose key is not in the table yet; returns metrics.
 
     Partition columns join the match condition so Delta prunes target files; they must be
-    functionally dependent on the key (an event's date never changes). With
+    functionally dependent on the key (an event's date never changes). With one partition
+    column, the condition also lists the source's partition values as literals, so the MERGE
+    reads only the partitions the batch touches however long the table's history grows. With
     ``update_when_changed``, matched rows whose listed columns differ are updated (a dimension
     upsert); unchanged rows are left alone, so a rerun rewrites nothing. Set
     ``match_partitions=False`` when a row's partition value can change (a corrected note date):
@@ -186,7 +188,11 @@ def merge_insert_new(
     target = ensure_delta_table(spark, uri, schema, partition_by)
     pruning = list(partition_by) if match_partitions else []
     match_columns = [*pruning, *[k for k in keys if k not in pruning]]
-    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns)
+    condition = F.expr(" AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns))
+    if len(pruning) == 1:
+        values = source_partition_values(source, pruning[0])
+        if values is not None:
+            condition = F.col(f"t.`{pruning[0]}`").isin(values) & condition
     merge = target.alias("t").merge(source.alias("s"), condition)
     if update_when_changed:
         changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
@@ -200,6 +206,20 @@ def merge_insert_new(
     metrics["numTargetRowsInserted"] = inserted
     metrics["numTargetRowsUpdated"] = updated
     return metrics
+
+
+MAX_PRUNING_VALUES = 1000
+
+
+def source_partition_values(source: DataFrame, column: str) -> list[Any] | None:
+    """The distinct values of ``column`` in ``source``; None when there are too many to list.
+
+    At most ``MAX_PRUNING_VALUES + 1`` values reach the driver.
+    """
+    rows = source.select(column).distinct().limit(MAX_PRUNING_VALUES + 1).collect()
+    if len(rows) > MAX_PRUNING_VALUES or any(r[0] is None for r in rows):
+        return None
+    return sorted(r[0] for r in rows)
 
 
 def table_version(spark: SparkSession, uri: str) -> int:
