@@ -13,7 +13,7 @@ demo: venv jars
 
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=20 tests
 
 # Benchmarks print figures (never timed tests): the pipeline at 1x..8x with floors, then the
 # warehouse writer against Spark JDBC. Results also go to bench/results/.

@@ -78,6 +78,7 @@ def spark(
 
 HISTORY_END = date(2026, 11, 24)
 HISTORY_DAYS = 6
+PIPELINE_PARALLELISM = 2  # as `pipeline run` and the demo: independent steps side by side
 
 
 def lake_args(cfg: AppConfig) -> list[str]:
@@ -110,8 +111,9 @@ def history(
     dates = date_range(spec.start_date, HISTORY_END)
     settings = lake_args(cfg)
     results = run_pipeline(
-        load_pipeline(), dates, in_process_executor("test"), settings=settings, max_retries=0
-    )
+        load_pipeline(), dates, in_process_executor("test"), settings=settings, max_retries=0,
+        parallelism=PIPELINE_PARALLELISM,
+    )  # fmt: skip
     failed = [r for r in results if r.status != "succeeded"]
     assert not failed, failed[0]
     return {"cfg": cfg, "root": root, "dates": dates, "settings": settings, "results": results,

@@ -17,7 +17,7 @@ from pyspark.sql import types as T
 from decisionlake.lake import delta_table_exists, read_delta
 from decisionlake.pipeline import in_process_executor, load_pipeline, run_pipeline
 
-from .conftest import HISTORY_END
+from .conftest import HISTORY_END, PIPELINE_PARALLELISM
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # Columns that record when and by which run a row was written, not what it says.
@@ -59,7 +59,7 @@ def test_backfill_succeeded_and_a_rerun_of_a_day_changes_nothing(
     assert {"bronze.fund_trades", "gold.advisor_360", "silver.sessions"} <= set(before)
     again = run_pipeline(
         load_pipeline(), [HISTORY_END], in_process_executor("test"),
-        settings=history["settings"], max_retries=0,
+        settings=history["settings"], max_retries=0, parallelism=PIPELINE_PARALLELISM,
     )  # fmt: skip
     assert all(r.status == "succeeded" for r in again), [
         (r.step, r.reason) for r in again if r.status != "succeeded"
@@ -95,6 +95,7 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     results = run_pipeline(
         load_pipeline(path), [HISTORY_END], in_process_executor("test"),
         settings=[*history["settings"], impossible], max_retries=0,
+        parallelism=PIPELINE_PARALLELISM,
     )  # fmt: skip
     status = {r.step: r.status for r in results}
     assert status["check_quality"] == "failed"

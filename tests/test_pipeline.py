@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -62,7 +63,10 @@ DAG = (
 )
 
 
-def test_failed_step_skips_dependants_and_stops_the_backfill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_failed_step_skips_dependants_and_stops_the_backfill(
+    tmp_path: Path, parallelism: int
+) -> None:
     calls: list[tuple[str, date]] = []
     sleeps: list[float] = []
 
@@ -74,7 +78,7 @@ def test_failed_step_skips_dependants_and_stops_the_backfill(tmp_path: Path) -> 
 
     pipeline = load_pipeline(_write(tmp_path, DAG))
     days = date_range(date(2026, 11, 1), date(2026, 11, 3))
-    results = run_pipeline(pipeline, days, executor, sleep=sleeps.append)
+    results = run_pipeline(pipeline, days, executor, sleep=sleeps.append, parallelism=parallelism)
     by_key = {(r.run_date.day, r.step): r for r in results}
     assert all(by_key[(1, s)].status == "succeeded" for s in "abcd")
     assert by_key[(2, "c")].status == "failed" and by_key[(2, "c")].attempts == 3
@@ -84,6 +88,21 @@ def test_failed_step_skips_dependants_and_stops_the_backfill(tmp_path: Path) -> 
     assert not [c for c in calls if c[1].day == 3]  # the backfill stopped after day 2
     assert main_exit_code(results) == 1
     assert format_summary(results).splitlines()[-1] == "FAILED: c on 2026-11-02: c failed: boom"
+
+
+def test_independent_steps_run_at_the_same_time(tmp_path: Path) -> None:
+    pipeline = load_pipeline(_write(tmp_path, DAG))
+    meet = threading.Barrier(2, timeout=20)  # b and c wait here for each other
+
+    def executor(step, run_date, settings):
+        if step.name in ("b", "c"):
+            meet.wait()  # BrokenBarrierError (a failed test) unless both are running
+        return 0, "", {}
+
+    results = run_pipeline(pipeline, [date(2026, 11, 1)], executor, parallelism=2)
+    assert [(r.step, r.status) for r in results] == [
+        ("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded"), ("d", "succeeded")
+    ]  # fmt: skip
 
 
 def test_usage_errors_are_not_retried_and_retries_can_be_capped(tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         settings=args.overrides,
         progress=progress,
         max_retries=args.retries,
+        parallelism=args.parallel,
     )
     print(pl.format_summary(results))
     if results:
@@ -183,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--file", default=None, help="pipeline definition (conf/pipeline.yaml)")
     pipe.add_argument("--retries", type=int, default=None, help="cap retries per step")
     pipe.add_argument(
+        "--parallel", type=int, default=2, help="steps whose dependencies are done run at once"
+    )
+    pipe.add_argument(
         "--in-process", action="store_true", help="run jobs in this process, not spark-submit"
     )
 
@@ -201,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--run-date", type=_iso_date, default=date(2026, 11, 24))
     demo.add_argument("--advisors", type=int, default=None)
     demo.add_argument("--days", type=int, default=6)
+    demo.add_argument("--parallel", type=int, default=2, help="independent steps at once")
     return parser
 
 

@@ -199,7 +199,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
         results = run_pipeline(
             definition, dates, in_process_executor(args.env), settings=args.overrides,
-            progress=progress, max_retries=0,
+            progress=progress, max_retries=0, parallelism=args.parallel,
         )  # fmt: skip
     pipeline_seconds = time.perf_counter() - pipeline_started
     if main_exit_code(results):

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
@@ -128,10 +128,13 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
 
     with log.stage("read_validate", source=source) as st:
-        lines = Observation("lines_in")
-        # Lines are counted as read, before validation, in the same pass, so the accounting
-        # below compares two independent counts without reading the files twice.
-        raw = lake.read_text_lines(spark, source).observe(lines, F.count("*").alias("n"))
+        raw = lake.read_text_lines(spark, source)
+        # Counted as read, before validation, so the accounting below compares two independent
+        # counts. (Not with an Observation: once used, it makes the session's MLlib models fail
+        # to serialize in Spark 4.1, and notebooks and the local runner share one session.)
+        lines_read = raw.count()
+        if lines_read == 0 and not spec.allow_empty:
+            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
         validated = (
             spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
             # The raw line is kept for rejected lines only, the parsed one for valid lines only:
@@ -146,11 +149,6 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             .agg(F.count("*").alias("rows"), F.count_distinct("_key").alias("keys"))
             .collect()  # one row per reason code: bounded
         }
-        # Spark reports no observed metrics for an input without rows: count that case directly.
-        lines_read = int(lines.get["n"]) if by_reason else raw.count()
-        if lines_read == 0 and not spec.allow_empty:
-            validated.unpersist()
-            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
         valid_rows, valid_keys = by_reason.pop("VALID", (0, 0))
         quarantined = {reason: rows for reason, (rows, _) in sorted(by_reason.items())}
         st.add(rows_in=lines_read, valid=valid_rows, quarantined=sum(quarantined.values()))

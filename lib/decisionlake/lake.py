@@ -123,7 +123,6 @@ def merge_window(
     target = ensure_delta_table(
         spark, uri, source.schema, partition_by, INCREMENTAL_TABLE_PROPERTIES
     )
-    before = _current_version(target)
     condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in (*partition_by, key))
     changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compare_columns)
     counts = (
@@ -134,15 +133,16 @@ def merge_window(
         .whenNotMatchedBySourceDelete(condition=window)
         .execute()
         .first()
-    )
-    metrics = last_operation_metrics(spark, uri) if _current_version(target) != before else {}
-    metrics.update(
-        {
-            "numTargetRowsInserted": int(counts["num_inserted_rows"]) if counts else 0,
-            "numTargetRowsUpdated": int(counts["num_updated_rows"]) if counts else 0,
-            "numTargetRowsDeleted": int(counts["num_deleted_rows"]) if counts else 0,
-        }
-    )
+    )  # one row of counts
+    found = {
+        "numTargetRowsInserted": int(counts["num_inserted_rows"]) if counts else 0,
+        "numTargetRowsUpdated": int(counts["num_updated_rows"]) if counts else 0,
+        "numTargetRowsDeleted": int(counts["num_deleted_rows"]) if counts else 0,
+    }
+    # Only a MERGE that changed rows committed figures worth reading back.
+    metrics = last_operation_metrics(spark, uri) if any(found.values()) else {}
+    metrics.pop("userMetadata", None)
+    metrics.update(found)
     return metrics
 
 

@@ -12,6 +12,7 @@ import importlib
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -203,30 +204,69 @@ def run_pipeline(
     progress: Callable[[StepResult], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_retries: int | None = None,
+    parallelism: int = 1,
 ) -> list[StepResult]:
     """Run every step for each date in order; stop after a date on which a step failed.
 
-    ``max_retries`` caps the definition's retries (0 for interactive runs that should fail fast).
+    Within a date, up to ``parallelism`` steps whose dependencies succeeded run at the same
+    time (as the state machine's branches do); a step whose dependency did not succeed is
+    skipped. ``max_retries`` caps the definition's retries (0 for interactive runs that
+    should fail fast). Results are in the definition's order.
     """
     results: list[StepResult] = []
     for run_date in dates:
-        status: dict[str, str] = {}
-        for step in pipeline.order():
-            blocked = [d for d in step.depends_on if status.get(d) != "succeeded"]
-            if blocked:
-                result = StepResult(run_date, step.name, "skipped",
-                                    reason=f"dependency {blocked[0]} did not succeed")  # fmt: skip
-            else:
-                if max_retries is not None:
-                    step = replace(step, retries=min(step.retries, max_retries))
-                result = _attempt(step, run_date, executor, settings, sleep)
-            status[step.name] = result.status
-            results.append(result)
-            if progress:
-                progress(result)
-        if any(s != "succeeded" for s in status.values()):
+        day = _run_date(pipeline, run_date, executor, settings, progress, sleep, max_retries,
+                        max(1, parallelism))  # fmt: skip
+        results += day
+        if any(r.status != "succeeded" for r in day):
             break
     return results
+
+
+def _run_date(
+    pipeline: PipelineDef,
+    run_date: date,
+    executor: Executor,
+    settings: Sequence[str],
+    progress: Callable[[StepResult], None] | None,
+    sleep: Callable[[float], None],
+    max_retries: int | None,
+    parallelism: int,
+) -> list[StepResult]:
+    order = pipeline.order()
+    done: dict[str, StepResult] = {}
+    running: dict[Future[StepResult], Step] = {}
+
+    def finish(result: StepResult) -> None:
+        done[result.step] = result
+        if progress:
+            progress(result)
+
+    with ThreadPoolExecutor(parallelism, thread_name_prefix="step") as pool:
+        while len(done) < len(order):
+            for step in order:
+                if step.name in done or step.name in {r.name for r in running.values()}:
+                    continue
+                if any(d not in done for d in step.depends_on):
+                    continue  # a dependency is still to run
+                blocked = [d for d in step.depends_on if done[d].status != "succeeded"]
+                if blocked:
+                    why = f"dependency {blocked[0]} did not succeed"
+                    finish(StepResult(run_date, step.name, "skipped", reason=why))
+                    continue
+                if len(running) >= parallelism:
+                    break
+                if max_retries is not None:
+                    step = replace(step, retries=min(step.retries, max_retries))
+                future = pool.submit(_attempt, step, run_date, executor, settings, sleep)
+                running[future] = step
+            if not running:
+                continue  # only skips were recorded this round
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.pop(future)
+                finish(future.result())
+    return [done[step.name] for step in order]
 
 
 def _attempt(

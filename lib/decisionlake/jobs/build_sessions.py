@@ -89,17 +89,21 @@ def run(ctx: JobContext) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with log.stage("write_events") as st:
         humans = events.where(F.col("bot_rule").isNull()).drop("bot_rule")
-        results["silver.events"] = lake.replace_slice(
-            humans.where(in_window),
-            cfg.table_uri("silver.events"),
-            predicate=window_predicate,
-            partition_by=["event_date"],
-        )
-        results["silver.bot_events"] = lake.replace_slice(
-            events.where(F.col("bot_rule").isNotNull() & in_window),
-            cfg.table_uri("silver.bot_events"),
-            predicate=window_predicate,
-            partition_by=["event_date"],
+        # Independent tables: written side by side (see lake.run_concurrently).
+        results["silver.events"], results["silver.bot_events"] = lake.run_concurrently(
+            ctx.spark,
+            lambda: lake.replace_slice(
+                humans.where(in_window),
+                cfg.table_uri("silver.events"),
+                predicate=window_predicate,
+                partition_by=["event_date"],
+            ),
+            lambda: lake.replace_slice(
+                events.where(F.col("bot_rule").isNotNull() & in_window),
+                cfg.table_uri("silver.bot_events"),
+                predicate=window_predicate,
+                partition_by=["event_date"],
+            ),
         )
         st.add(
             events_written=results["silver.events"].get("numOutputRows", 0),
@@ -118,21 +122,24 @@ def run(ctx: JobContext) -> dict[str, Any]:
         sessions = build_sessions(sessionized, page_views)
         session_window = f"t.session_date >= '{first}' AND t.session_date <= '{last}'"
         keep = F.col("session_date").between(first, last)
-        results["silver.sessions"] = lake.merge_window(
-            sessions.where(keep),
-            cfg.table_uri("silver.sessions"),
-            key="session_id",
-            window=session_window,
-            partition_by=["session_date"],
-            compare_columns=[c for c in sessions.columns if c != "session_id"],
-        )
-        results["silver.page_views"] = lake.merge_window(
-            page_views.where(keep),
-            cfg.table_uri("silver.page_views"),
-            key="page_view_id",
-            window=session_window,
-            partition_by=["session_date"],
-            compare_columns=[c for c in page_views.columns if c != "page_view_id"],
+        results["silver.sessions"], results["silver.page_views"] = lake.run_concurrently(
+            ctx.spark,
+            lambda: lake.merge_window(
+                sessions.where(keep),
+                cfg.table_uri("silver.sessions"),
+                key="session_id",
+                window=session_window,
+                partition_by=["session_date"],
+                compare_columns=[c for c in sessions.columns if c != "session_id"],
+            ),
+            lambda: lake.merge_window(
+                page_views.where(keep),
+                cfg.table_uri("silver.page_views"),
+                key="page_view_id",
+                window=session_window,
+                partition_by=["session_date"],
+                compare_columns=[c for c in page_views.columns if c != "page_view_id"],
+            ),
         )
         for table in ("silver.sessions", "silver.page_views"):
             m = results[table]

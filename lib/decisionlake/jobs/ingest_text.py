@@ -86,58 +86,65 @@ def run(ctx: JobContext) -> dict[str, Any]:
         quarantined = {k: rows for k, (rows, _) in sorted(by_reason.items())}
         st.add(rows_in=rows_in, valid=valid_rows, quarantined=sum(quarantined.values()))
 
-    with log.stage("write_quarantine") as st:
-        q = lake.replace_slice(
-            to_quarantine(candidates, **shaping),
-            cfg.table_uri("bronze.crm_notes_quarantine"),
-            predicate=f"ingest_date = '{ctx.run_date.isoformat()}'",
-            schema=QUARANTINE_SCHEMA,
-            partition_by=["ingest_date"],
-        )
-        st.add(rows_written=q.get("numOutputRows", 0))
-
-    with log.stage("merge_bronze") as st:
-        notes = to_bronze_notes(candidates, **shaping).transform(
-            dedupe_on, key="note_id", order_by=("source_file",)
-        )
-        b = lake.merge_insert_new(
-            spark,
-            notes,
-            cfg.table_uri("bronze.crm_notes"),
-            keys=["note_id"],
-            schema=BRONZE_SCHEMA,
-            partition_by=["note_date"],
-            match_partitions=False,
-            update_when_changed=COMPARED_COLUMNS,
-        )
-        st.add(inserted=b["numTargetRowsInserted"], updated=b["numTargetRowsUpdated"])
-
-    with log.stage("redact_silver") as st:
-        people = lake.read_delta(spark, crm_uri).select(
-            "advisor_id", "email", "first_name", "last_name"
-        )
-        silver_uri = cfg.table_uri("silver.crm_notes")
-        todo = notes
-        if lake.delta_table_exists(spark, silver_uri):
-            # Notes held back earlier (no CRM link yet) are tried again on every run.
-            waiting = lake.read_delta(spark, cfg.table_uri("bronze.crm_notes")).join(
-                lake.read_delta(spark, silver_uri).select("note_id"), "note_id", "left_anti"
+    def write_quarantine() -> dict[str, Any]:
+        with log.stage("write_quarantine") as st:
+            q = lake.replace_slice(
+                to_quarantine(candidates, **shaping),
+                cfg.table_uri("bronze.crm_notes_quarantine"),
+                predicate=f"ingest_date = '{ctx.run_date.isoformat()}'",
+                schema=QUARANTINE_SCHEMA,
+                partition_by=["ingest_date"],
             )
-            todo = notes.unionByName(waiting.select(*notes.columns)).transform(
-                dedupe_on, key="note_id", order_by=("ingest_date",)
+            st.add(rows_written=q.get("numOutputRows", 0))
+        return q
+
+    def write_bronze_then_silver() -> tuple[dict[str, Any], dict[str, Any]]:
+        with log.stage("merge_bronze") as st:
+            notes = to_bronze_notes(candidates, **shaping).transform(
+                dedupe_on, key="note_id", order_by=("source_file",)
             )
-        silver = to_silver_notes(todo, people)
-        s = lake.merge_insert_new(
-            spark,
-            silver,
-            silver_uri,
-            keys=["note_id"],
-            schema=silver.schema,
-            partition_by=["note_date"],
-            update_when_changed=SILVER_COMPARED,
-            match_partitions=False,
-        )
-        st.add(inserted=s["numTargetRowsInserted"], updated=s["numTargetRowsUpdated"])
+            b = lake.merge_insert_new(
+                spark,
+                notes,
+                cfg.table_uri("bronze.crm_notes"),
+                keys=["note_id"],
+                schema=BRONZE_SCHEMA,
+                partition_by=["note_date"],
+                match_partitions=False,
+                update_when_changed=COMPARED_COLUMNS,
+            )
+            st.add(inserted=b["numTargetRowsInserted"], updated=b["numTargetRowsUpdated"])
+
+        with log.stage("redact_silver") as st:
+            people = lake.read_delta(spark, crm_uri).select(
+                "advisor_id", "email", "first_name", "last_name"
+            )
+            silver_uri = cfg.table_uri("silver.crm_notes")
+            todo = notes
+            if lake.delta_table_exists(spark, silver_uri):
+                # Notes held back earlier (no CRM link yet) are tried again on every run.
+                waiting = lake.read_delta(spark, cfg.table_uri("bronze.crm_notes")).join(
+                    lake.read_delta(spark, silver_uri).select("note_id"), "note_id", "left_anti"
+                )
+                todo = notes.unionByName(waiting.select(*notes.columns)).transform(
+                    dedupe_on, key="note_id", order_by=("ingest_date",)
+                )
+            silver = to_silver_notes(todo, people)
+            s = lake.merge_insert_new(
+                spark,
+                silver,
+                silver_uri,
+                keys=["note_id"],
+                schema=silver.schema,
+                partition_by=["note_date"],
+                update_when_changed=SILVER_COMPARED,
+                match_partitions=False,
+            )
+            st.add(inserted=s["numTargetRowsInserted"], updated=s["numTargetRowsUpdated"])
+        return b, s
+
+    # The quarantine and the bronze/silver chain are independent: written side by side.
+    q, (b, s) = lake.run_concurrently(spark, write_quarantine, write_bronze_then_silver)
     candidates.unpersist()
 
     summary = {

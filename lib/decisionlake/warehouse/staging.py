@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyarrow.fs import FileSelector, FileType
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake.config import StorageConfig
@@ -25,7 +25,7 @@ class StagedData:
     files: list[tuple[str, int]]
     columns: list[str]
     metrics: dict[str, Any] = field(default_factory=dict)
-    """Aggregates observed while the files were written (no extra pass over the data)."""
+    """Aggregates over the staged files (what the warehouse will load), when asked for."""
 
     @property
     def bytes(self) -> int:
@@ -65,7 +65,8 @@ def stage(
     The rows go from the executors to storage directly; the driver only lists the files.
     By default every partition writes its own files (so the warehouse loads them in
     parallel), at most ``max_files`` partitions and ``rows_per_file`` rows per file.
-    ``metrics(shaped)`` are aggregates computed in the same pass (``Observation``).
+    ``metrics(staged)`` are aggregates computed by reading the staged Parquet back: columnar,
+    only the columns they need, and exactly the rows the warehouse will load.
 
     Args:
         df: Rows to stage.
@@ -74,7 +75,7 @@ def stage(
         files: Exactly this many files (a shuffle-free coalesce, or a repartition).
         max_files: Cap on files when ``files`` is not given.
         rows_per_file: Split larger partitions into files of at most this many rows.
-        metrics: Builds the aggregate columns to observe on the JSON-shaped rows.
+        metrics: Builds the aggregate columns over the staged (JSON-shaped) rows.
     """
     data_uri = f"{prefix.rstrip('/')}/data"
     shaped = for_copy(df)
@@ -83,9 +84,6 @@ def stage(
         shaped = shaped.repartition(files)
     elif files is not None or partitions > max_files:
         shaped = shaped.coalesce(max(min(files or max_files, partitions), 1))
-    observation = Observation("staged") if metrics else None
-    if observation is not None and metrics is not None:
-        shaped = shaped.observe(observation, *metrics(shaped))
     writer = shaped.write.mode("overwrite")
     if rows_per_file:
         writer = writer.option("maxRecordsPerFile", rows_per_file)
@@ -106,8 +104,11 @@ def stage(
     }
     manifest_uri = f"{prefix.rstrip('/')}/manifest.json"
     write_bytes(manifest_uri, json.dumps(manifest, indent=1).encode(), storage)
-    observed = dict(observation.get) if observation is not None else {}
-    return StagedData(prefix, manifest_uri, staged, df.columns, observed)
+    measured: dict[str, Any] = {}
+    if metrics is not None:
+        written = df.sparkSession.read.parquet(data_uri)
+        measured = written.agg(*metrics(written)).first().asDict()  # one row
+    return StagedData(prefix, manifest_uri, staged, df.columns, measured)
 
 
 def clean(staged: StagedData, storage: StorageConfig) -> None:

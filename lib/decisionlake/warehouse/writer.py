@@ -121,7 +121,7 @@ def _describe(
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything the export needs to know about the staged rows, observed while staging."""
+    """Everything the export needs to know about the staged rows, measured on the staged files."""
 
     counts: list[int]
     lengths: dict[str, int]
@@ -200,7 +200,8 @@ def export(
         rules = constraint_rules(df.schema, keys=table.keys, limits=limits)
         metrics = profile_metrics(df.schema, rules, keys=table.keys, value=value,
                                   slice_column=table.slice_column)  # fmt: skip
-        # One pass: the executors write the files and measure them at the same time.
+        # The files are written once, then measured by reading them back (columnar): the
+        # totals the load is verified against are those of exactly what is loaded.
         staged = staging.stage(
             df,
             prefix,
