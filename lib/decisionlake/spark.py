@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pyspark.errors import PySparkRuntimeError
 from pyspark.sql import SparkSession
 
 from decisionlake.config import AppConfig
@@ -90,10 +91,14 @@ def _s3a_conf(cfg: AppConfig) -> dict[str, str]:
 def get_spark(cfg: AppConfig, app_name: str = "decisionlake") -> SparkSession:
     """Return the active session or build one from the configuration.
 
-    Inside ``spark-submit`` or a notebook the active session is reused as it is.
+    Inside ``spark-submit`` or a notebook the active session is reused as it is; so is the
+    default one from another thread (steps the local runner runs side by side).
     """
-    active = SparkSession.getActiveSession()
-    if active is not None:
+    try:
+        active: SparkSession | None = SparkSession.active()
+    except PySparkRuntimeError:  # no session yet
+        active = None
+    if active is not None and active.sparkContext._jsc is not None:
         # Dates derive from timestamps everywhere: a notebook's local time zone would shift them.
         active.conf.set("spark.sql.session.timeZone", "UTC")
         return active
