@@ -1,4 +1,4 @@
-"""Publish a DataFrame to a warehouse table: check, stage, load in one transaction, verify."""
+"""Publish a DataFrame to a warehouse table: stage and check, load in one transaction, verify."""
 
 from __future__ import annotations
 
