@@ -161,6 +161,15 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
         f"SELECT as_of_date::text, count(*) FROM {table.target} GROUP BY 1 ORDER BY 1",
     )
     assert per_day == [("2026-11-24", 60), ("2026-11-25", 8)]
+
+    # A later day whose strings size a different VARCHAR (still within the target's) swaps in:
+    # the staging table takes the target's column types, not today's.
+    longer = _scores(spark, n=4, day=date(2026, 11, 26)).withColumn(
+        "run_id", F.lit("run-123456789")
+    )
+    export(longer.withColumn("segment_label", F.lit("x")), table, cfg=cfg,
+           backend=make_backend(cfg), run_id="r5", log=log)  # fmt: skip
+    assert _partitions(warehouse_secret["url"], table.target)[-1] == f"{name}__2026_11_26"
     assert not _rows(
         warehouse_secret["url"],
         f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' "

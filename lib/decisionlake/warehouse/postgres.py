@@ -195,8 +195,20 @@ class PostgresBackend:
                 if schema:
                     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
                 self._drop_stale_stages(cur, plan)
-                # Logged: the staging table may become the slice's partition as it is.
-                cur.execute(create_table(stage_name, plan.columns, dialect=self.dialect))
+                # Logged: the staging table may become the slice's partition as it is, so its
+                # columns are the target's own (a VARCHAR sized from today's data may differ)
+                # plus the columns this load adds.
+                existing = self.existing_columns(plan.target)
+                if existing is None:
+                    cur.execute(create_table(stage_name, plan.columns, dialect=self.dialect))
+                else:
+                    cur.execute(
+                        f"CREATE TABLE {stage_table} (LIKE {qualified(plan.target)} "
+                        "INCLUDING DEFAULTS)"
+                    )
+                    for column in plan.columns:
+                        if column.name not in existing:
+                            cur.execute(f"ALTER TABLE {stage_table} ADD COLUMN {column.sql()}")
             conn.commit()
             uris = [uri for uri, _ in staged.files]
             with ThreadPoolExecutor(min(self.connections, max(len(uris), 1))) as pool:
