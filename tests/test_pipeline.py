@@ -105,6 +105,22 @@ def test_independent_steps_run_at_the_same_time(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_a_broken_executor_fails_its_step_not_the_run(tmp_path: Path, parallelism: int) -> None:
+    pipeline = load_pipeline(_write(tmp_path, DAG))
+
+    def executor(step, run_date, settings):
+        if step.name == "b":
+            raise OSError("spark-submit not found")
+        return 0, "", {}
+
+    results = run_pipeline(pipeline, [date(2026, 11, 1)], executor, parallelism=parallelism,
+                           max_retries=0)  # fmt: skip
+    status = {r.step: (r.status, r.reason) for r in results}
+    assert status["b"] == ("failed", "OSError: spark-submit not found")
+    assert status["a"][0] == status["c"][0] == "succeeded" and status["d"][0] == "skipped"
+
+
 def test_usage_errors_are_not_retried_and_retries_can_be_capped(tmp_path: Path) -> None:
     pipeline = load_pipeline(_write(tmp_path, DAG))
     attempts: list[str] = []

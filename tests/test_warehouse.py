@@ -26,6 +26,7 @@ from decisionlake.logs import JobLogger
 from decisionlake.models.scoring import SCORES_SCHEMA
 from decisionlake.warehouse import ddl, staging
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan, ReconciliationError
+from decisionlake.warehouse.postgres import stage_prefix
 from decisionlake.warehouse.reconcile import Totals, spark_totals
 from decisionlake.warehouse.redshift import ConnectorBackend, DataApiBackend, load_statements
 from decisionlake.warehouse.writer import aws_client, export, make_backend
@@ -147,14 +148,14 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
 
     # Each slice is a partition: the daily load swapped the staged table in (no second write);
     # an export holding two slices goes through delete-then-insert into both partitions.
-    assert _partitions(warehouse_secret["url"], table.target) == [f"{name}__2026_11_24"]
+    assert _partitions(warehouse_secret["url"], table.target) == [f"{name}__2026-11-24"]
     two_days = rescored.unionByName(
         _scores(spark, n=4, day=date(2026, 11, 25)).withColumn("segment_label", F.lit("new"))
     )
     export(two_days, table, cfg=cfg, backend=make_backend(cfg), run_id="r4", log=log)
     assert _partitions(warehouse_secret["url"], table.target) == [
-        f"{name}__2026_11_24",
-        f"{name}__2026_11_25",
+        f"{name}__2026-11-24",
+        f"{name}__2026-11-25",
     ]
     per_day = _rows(
         warehouse_secret["url"],
@@ -169,12 +170,14 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
     )
     export(longer.withColumn("segment_label", F.lit("x")), table, cfg=cfg,
            backend=make_backend(cfg), run_id="r5", log=log)  # fmt: skip
-    assert _partitions(warehouse_secret["url"], table.target)[-1] == f"{name}__2026_11_26"
-    assert not _rows(
-        warehouse_secret["url"],
-        f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}' "
-        f"AND tablename LIKE '\\_stage\\_{name}%'",
-    )  # staging tables dropped
+    assert _partitions(warehouse_secret["url"], table.target)[-1] == f"{name}__2026-11-26"
+    assert not _stages(warehouse_secret["url"], table.target)  # staging tables dropped
+
+
+def _stages(url: str, table: str) -> list[str]:
+    schema = table.split(".")[0]
+    names = _rows(url, f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}'")
+    return [n for (n,) in names if n.startswith(stage_prefix(table))]
 
 
 def _partitions(url: str, table: str) -> list[str]:
@@ -269,12 +272,7 @@ def test_a_load_killed_between_copy_and_commit_changes_nothing(
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     after = _rows(warehouse_secret["url"], _target_sql(cfg))
     assert len(after) == len(before) + 24 and set(before) <= set(after)
-    schema, name = table.target.split(".")
-    leftovers = (
-        f"SELECT 1 FROM pg_tables WHERE schemaname = '{schema}' "
-        f"AND tablename LIKE '\\_stage\\_{name}%'"
-    )
-    assert not _rows(warehouse_secret["url"], leftovers)  # the killed load's table was dropped
+    assert not _stages(warehouse_secret["url"], table.target)  # the killed load's table dropped
 
 
 def _plan(df: DataFrame) -> LoadPlan:

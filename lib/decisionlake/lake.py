@@ -72,10 +72,15 @@ def run_concurrently(spark: SparkSession, *writes: Callable[[], Any]) -> list[An
     if len(writes) == 1:
         return [writes[0]()]
     with ThreadPoolExecutor(len(writes)) as pool:
-        inherit = inheritable_thread_target(spark)  # job group, properties and tags
-        futures = [pool.submit(inherit(write)) for write in writes]
+        futures = [pool.submit(_inheriting(spark, write)) for write in writes]
         wait(futures)
     return [f.result() for f in futures]
+
+
+def _inheriting(spark: SparkSession, write: Callable[[], Any]) -> Callable[[], Any]:
+    """``write`` run with its own copy of the caller's job group, properties and tags."""
+    wrap = inheritable_thread_target(spark)  # copies the properties now, once per write
+    return write if isinstance(wrap, SparkSession) else wrap(write)  # pinned threads off: as is
 
 
 def delta_table_exists(spark: SparkSession, uri: str) -> bool:

@@ -264,8 +264,12 @@ def _run_date(
                 continue  # only skips were recorded this round
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                running.pop(future)
-                finish(future.result())
+                step = running.pop(future)
+                try:
+                    finish(future.result())
+                except Exception as exc:  # the executor itself broke (not the job): a failure
+                    why = f"{type(exc).__name__}: {exc}"
+                    finish(StepResult(run_date, step.name, "failed", 1, reason=why[:500]))
     return [done[step.name] for step in order]
 
 

@@ -88,6 +88,14 @@ def _s3a_conf(cfg: AppConfig) -> dict[str, str]:
     return conf
 
 
+def _alive(session: SparkSession) -> bool:
+    """False for a classic session whose context was stopped; Spark Connect ones count as alive."""
+    try:
+        return session.sparkContext._jsc is not None
+    except Exception:  # Spark Connect has no SparkContext
+        return True
+
+
 def get_spark(cfg: AppConfig, app_name: str = "decisionlake") -> SparkSession:
     """Return the active session or build one from the configuration.
 
@@ -98,7 +106,7 @@ def get_spark(cfg: AppConfig, app_name: str = "decisionlake") -> SparkSession:
         active: SparkSession | None = SparkSession.active()
     except PySparkRuntimeError:  # no session yet
         active = None
-    if active is not None and active.sparkContext._jsc is not None:
+    if active is not None and _alive(active):
         # Dates derive from timestamps everywhere: a notebook's local time zone would shift them.
         active.conf.set("spark.sql.session.timeZone", "UTC")
         return active

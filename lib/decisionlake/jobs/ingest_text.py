@@ -144,8 +144,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
         return b, s
 
     # The quarantine and the bronze/silver chain are independent: written side by side.
-    q, (b, s) = lake.run_concurrently(spark, write_quarantine, write_bronze_then_silver)
-    candidates.unpersist()
+    try:
+        q, (b, s) = lake.run_concurrently(spark, write_quarantine, write_bronze_then_silver)
+    finally:
+        candidates.unpersist()
 
     summary = {
         "run_date": ctx.run_date.isoformat(),

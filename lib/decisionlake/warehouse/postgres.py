@@ -21,7 +21,7 @@ from decisionlake.warehouse.reconcile import Totals, totals_sql
 from decisionlake.warehouse.staging import StagedData
 
 BATCH_ROWS = 50_000
-STAGE_PREFIX = "_stage_"  # staging tables: _stage_<table>_<run id>
+STAGE_PREFIX = "_stage_"  # staging tables: _stage_<table, bounded>_<table hash>#<run id>
 
 
 class PostgresBackend:
@@ -119,11 +119,12 @@ class PostgresBackend:
 
     def _drop_stale_stages(self, cur: Any, plan: LoadPlan) -> None:
         """Staging tables a killed earlier load of this target left behind."""
-        schema, _, name = plan.target.rpartition(".")
+        schema = plan.target.rpartition(".")[0]
+        prefix = stage_prefix(plan.target)
         cur.execute(
             "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = %s "
             "AND tablename LIKE %s ESCAPE '!'",
-            (schema or "public", re.sub(r"([!%_])", r"!\1", f"{STAGE_PREFIX}{name}_") + "%"),
+            (schema or "public", re.sub(r"([!%_])", r"!\1", prefix) + "%"),
         )
         for stale_schema, stale in cur.fetchall():
             cur.execute(f"DROP TABLE IF EXISTS {quote(stale_schema)}.{quote(stale)}")
@@ -184,8 +185,10 @@ class PostgresBackend:
         and verifies the target slice against the staged totals before COMMIT; any difference
         rolls it back. The target changes only at COMMIT.
         """
-        schema, _, name = plan.target.rpartition(".")
-        stage_name = f"{schema + '.' if schema else ''}{STAGE_PREFIX}{name}_{plan.run_id[:12]}"
+        schema = plan.target.rpartition(".")[0]
+        stage_name = (
+            f"{schema + '.' if schema else ''}{stage_prefix(plan.target)}{plan.run_id[:12]}"
+        )
         stage_table = qualified(stage_name)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -204,7 +207,7 @@ class PostgresBackend:
                 else:
                     cur.execute(
                         f"CREATE TABLE {stage_table} (LIKE {qualified(plan.target)} "
-                        "INCLUDING DEFAULTS)"
+                        "INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
                     )
                     for column in plan.columns:
                         if column.name not in existing:
@@ -276,11 +279,22 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def stage_prefix(table: str) -> str:
+    """``_stage_<table>_<hash of the table>#``: one target's staging tables, within 63 bytes."""
+    name = table.rpartition(".")[2]
+    digest = hashlib.md5(table.encode()).hexdigest()[:8]
+    return f"{STAGE_PREFIX}{name[:30]}_{digest}#"
+
+
 def partition_name(table: str, value: str) -> str:
-    """``<schema>.<table>__<slice>``, e.g. ``analytics.advisor_scores__2026_11_24``."""
+    """``<schema>.<table>__<slice>``, e.g. ``analytics.advisor_scores__2026-11-24``.
+
+    The value is used as it is when it is short and plain (identifiers are quoted), else by its
+    hash, so two slices never share a partition name.
+    """
     schema, _, name = table.rpartition(".")
-    suffix = re.sub(r"\W", "_", value)
-    if len(name) + 2 + len(suffix) > 63:  # PostgreSQL's identifier limit
-        suffix = hashlib.md5(value.encode()).hexdigest()[:12]
+    suffix = value
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", value) or len(name) + 2 + len(value) > 63:
+        suffix = "#" + hashlib.md5(value.encode()).hexdigest()[:12]
         name = name[: 63 - 2 - len(suffix)]
     return f"{schema + '.' if schema else ''}{name}__{suffix}"
