@@ -221,7 +221,8 @@ def source_partition_values(source: DataFrame, column: str) -> list[Any] | None:
 
     At most ``MAX_PRUNING_VALUES + 1`` values reach the driver.
     """
-    rows = source.select(column).distinct().limit(MAX_PRUNING_VALUES + 1).collect()
+    distinct = source.select(column).distinct().limit(MAX_PRUNING_VALUES + 1)
+    rows = distinct.collect()  # bounded by the limit
     if len(rows) > MAX_PRUNING_VALUES or any(r[0] is None for r in rows):
         return None
     return sorted(r[0] for r in rows)
