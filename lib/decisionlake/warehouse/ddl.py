@@ -40,12 +40,12 @@ def is_nested(data_type: T.DataType) -> bool:
     return isinstance(data_type, T.ArrayType | T.MapType | T.StructType)
 
 
-def length_aggs(df: DataFrame) -> list[Column_]:
-    """max(octet_length) of every string and JSON-staged nested column, aliased by name."""
+def length_aggs(df: DataFrame, *, prefix: str = "") -> list[Column_]:
+    """max(octet_length) of every string and JSON-staged nested column, aliased prefix + name."""
     return [
         F.max(
             F.octet_length(F.to_json(F.col(f.name)) if is_nested(f.dataType) else F.col(f.name))
-        ).alias(f.name)
+        ).alias(prefix + f.name)
         for f in df.schema
         if isinstance(f.dataType, T.StringType) or is_nested(f.dataType)
     ]

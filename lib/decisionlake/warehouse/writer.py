@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 from decisionlake.config import AppConfig, ExportTableConfig
 from decisionlake.logs import JobLogger
 from decisionlake.warehouse import staging
-from decisionlake.warehouse.ddl import columns_for, evolution, is_nested
+from decisionlake.warehouse.ddl import columns_for, evolution, length_aggs
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan
 from decisionlake.warehouse.reconcile import Totals, totals_aggs, totals_from
 
@@ -89,24 +89,6 @@ def constraint_rules(
     return rules
 
 
-def violations(
-    df: DataFrame, *, keys: list[str], limits: dict[str, int], sample: int = 5
-) -> list[str]:
-    """Rows the target would refuse (NULL key, value longer than its VARCHAR), with keys.
-
-    Counts in one aggregate pass, then at most ``sample`` keys per failing rule.
-    """
-    shaped = staging.for_copy(df)
-    rules = constraint_rules(df.schema, keys=keys, limits=limits)
-    if not rules:
-        return []
-    counts = shaped.agg(
-        *[F.sum(c.cast("int")).alias(f"_v{i}") for i, c in enumerate(rules.values())]
-    ).first()  # one row
-    return _describe(shaped, rules, [counts[f"_v{i}"] or 0 for i in range(len(rules))],
-                     keys=keys, sample=sample)  # fmt: skip
-
-
 def _describe(
     shaped: DataFrame, rules: dict[str, Column], counts: list[int], *, keys: list[str], sample: int
 ) -> list[str]:
@@ -130,7 +112,6 @@ class Profile:
 
 
 def profile_metrics(
-    schema: T.StructType,
     rules: dict[str, Column],
     *,
     keys: list[str],
@@ -140,11 +121,7 @@ def profile_metrics(
     """Aggregates of violations, string lengths, totals and slices over the staged rows."""
 
     def build(shaped: DataFrame) -> list[Column]:
-        measured = [
-            F.max(F.octet_length(F.col(f.name))).alias(f"_len_{f.name}")
-            for f in schema
-            if isinstance(f.dataType, T.StringType) or is_nested(f.dataType)
-        ]
+        measured = length_aggs(shaped, prefix="_len_")  # nested columns are JSON text here
         counts = [F.sum(c.cast("int")).alias(f"_v{i}") for i, c in enumerate(rules.values())]
         slices = F.collect_set(F.col(slice_column).cast("string")).alias("_slices")  # run dates
         return [*counts, *measured, *totals_aggs(keys=keys, value=value), slices]
@@ -198,7 +175,7 @@ def export(
         numeric = isinstance(df.schema[value].dataType, T.NumericType)
         value = value if numeric else table.keys[0]
         rules = constraint_rules(df.schema, keys=table.keys, limits=limits)
-        metrics = profile_metrics(df.schema, rules, keys=table.keys, value=value,
+        metrics = profile_metrics(rules, keys=table.keys, value=value,
                                   slice_column=table.slice_column)  # fmt: skip
         # The files are written once, then measured by reading them back (columnar): the
         # totals the load is verified against are those of exactly what is loaded.
