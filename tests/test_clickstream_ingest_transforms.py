@@ -12,9 +12,18 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.clickstream.contract import BRONZE_SCHEMA
-from decisionlake.clickstream.ingest import to_bronze_events, validate_events
+from decisionlake.clickstream.ingest import (
+    event_date_of_valid_line,
+    to_bronze_events,
+    validate_events,
+)
 from decisionlake.config import ClickstreamIngestConfig
-from decisionlake.ingest import dedupe_on, to_quarantine
+from decisionlake.ingest import (
+    dedupe_on,
+    partition_values_aggs,
+    partition_values_from,
+    to_quarantine,
+)
 
 RUN_DATE = date(2026, 11, 24)
 LIMITS = ClickstreamIngestConfig(max_line_bytes=2_000)
@@ -94,6 +103,34 @@ def test_rows_in_equals_accepted_plus_quarantined(spark: SparkSession) -> None:
     # The exact raw bytes survive in quarantine, invalid UTF-8 included.
     bad = quarantined.where("reason = 'INVALID_UTF8'").select("raw_bytes").first()
     assert bad is not None and b"\xff" in bytes(bad["raw_bytes"])
+
+
+def test_validation_pass_lists_exactly_the_partitions_bronze_rows_land_in(
+    spark: SparkSession,
+) -> None:
+    # The MERGE prunes the target to these values: a bronze row outside them would be
+    # inserted again on every rerun.
+    validated = validate_events(
+        _raw(spark, [c[0] for c in CASES]), ingest_date=RUN_DATE, limits=LIMITS
+    )
+    listed = (
+        validated.where("reason IS NULL")
+        .agg(*partition_values_aggs(event_date_of_valid_line()))
+        .first()
+        .asDict()
+    )
+    bronze = to_bronze_events(validated, ingest_date=RUN_DATE, run_id="r")
+    landed = sorted(r[0] for r in bronze.select("event_date").distinct().collect())
+    assert partition_values_from(listed) == landed
+    assert landed == [date(2026, 11, 21), date(2026, 11, 24), date(2026, 11, 25)]
+
+
+def test_partition_values_are_not_listed_when_they_cannot_prune() -> None:
+    assert partition_values_from({"_partitions": [1, 2], "_null_partition": False}) == [1, 2]
+    assert partition_values_from({"_partitions": [1], "_null_partition": True}) is None
+    assert partition_values_from({"_partitions": None}) is None
+    too_many = list(range(1_001))
+    assert partition_values_from({"_partitions": too_many, "_null_partition": False}) is None
 
 
 def test_valid_line_becomes_typed_bronze_row(spark: SparkSession) -> None:

@@ -178,6 +178,7 @@ def merge_insert_new(
     partition_by: Sequence[str] = (),
     update_when_changed: Sequence[str] = (),
     match_partitions: bool = True,
+    partition_values: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Insert rows whose key is not in the table yet; returns metrics.
 
@@ -189,13 +190,19 @@ def merge_insert_new(
     upsert); unchanged rows are left alone, so a rerun rewrites nothing. Set
     ``match_partitions=False`` when a row's partition value can change (a corrected note date):
     the match is then on the key alone, at the cost of partition pruning.
+    ``partition_values``: the source's values of the one partition column when the caller
+    already knows them (saves a pass over the source); they must cover every source row.
     """
     target = ensure_delta_table(spark, uri, schema, partition_by)
     pruning = list(partition_by) if match_partitions else []
     match_columns = [*pruning, *[k for k in keys if k not in pruning]]
     condition = F.expr(" AND ".join(f"t.`{c}` = s.`{c}`" for c in match_columns))
     if len(pruning) == 1:
-        values = source_partition_values(source, pruning[0])
+        values = (
+            list(partition_values)
+            if partition_values is not None
+            else source_partition_values(source, pruning[0])
+        )
         if values is not None:
             condition = F.col(f"t.`{pruning[0]}`").isin(values) & condition
     merge = target.alias("t").merge(source.alias("s"), condition)

@@ -96,6 +96,11 @@ def validate_events(
     )
 
 
+def event_date_of_valid_line() -> Column:
+    """The bronze ``event_date`` of a validated line (the column bronze is partitioned by)."""
+    return F.to_date(epoch_ms_to_timestamp(F.col("_ts_ms")))
+
+
 def to_bronze_events(
     validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
 ) -> DataFrame:
@@ -105,7 +110,7 @@ def to_bronze_events(
     columns = {
         "event_id": F.trim(p["event_id"]),
         "event_ts": ts,
-        "event_date": F.to_date(ts),
+        "event_date": event_date_of_valid_line(),
         "cookie_id": p["cookie_id"],
         "user_id": F.when(~_is_blank(p["user_id"]), p["user_id"]),
         "event_type": p["event_type"],

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from decisionlake.clickstream.contract import BRONZE_SCHEMA
-from decisionlake.clickstream.ingest import to_bronze_events, validate_events
+from decisionlake.clickstream.ingest import (
+    event_date_of_valid_line,
+    to_bronze_events,
+    validate_events,
+)
 from decisionlake.ingest import LineIngestSpec, run_line_ingest
 from decisionlake.runtime import JobContext, run_job
 
@@ -30,6 +34,7 @@ SPEC = LineIngestSpec(
     partition_by=("event_date",),
     validate=validate_events,
     to_bronze=to_bronze_events,
+    partition_of_valid_line=event_date_of_valid_line,
 )
 
 
