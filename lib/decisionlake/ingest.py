@@ -147,27 +147,36 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
 
     with log.stage("read_validate", source=source) as st:
         raw = lake.read_text_lines(spark, source)
-        # Counted as read, before validation, so the accounting below compares two independent
-        # counts. (Not with an Observation: once used, it makes the session's MLlib models fail
-        # to serialize in Spark 4.1, and notebooks and the local runner share one session.)
-        lines_read = raw.count()
-        if lines_read == 0 and not spec.allow_empty:
-            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
         validated = (
             spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
             # The raw line is kept for rejected lines only, the parsed one for valid lines only:
             # the cached batch holds each line once.
             .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
             .withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
-            .persist(StorageLevel.MEMORY_AND_DISK)
         )
         aggregates = [F.count("*").alias("rows")]
         if spec.partition_of_valid_line is not None:
             aggregates += partition_values_aggs(spec.partition_of_valid_line())
-        by_reason = {
-            (r["reason"] or "VALID"): r.asDict()
-            for r in validated.groupBy("reason").agg(*aggregates).collect()  # one row per code
-        }
+
+        def count_by_reason() -> dict[str, dict[str, Any]]:
+            grouped = validated.persist(StorageLevel.MEMORY_AND_DISK).groupBy("reason")
+            return {
+                (r["reason"] or "VALID"): r.asDict()
+                for r in grouped.agg(*aggregates).collect()  # one row per reason code
+            }
+
+        # The lines are also counted as read, by a pass of their own, so the accounting below
+        # compares two independent counts; it runs beside the validation pass. (Not with an
+        # Observation: once used, it makes the session's MLlib models fail to serialize in
+        # Spark 4.1, and notebooks and the local runner share one session.)
+        try:
+            lines_read, by_reason = lake.run_concurrently(spark, raw.count, count_by_reason)
+        except BaseException:
+            validated.unpersist()
+            raise
+        if lines_read == 0 and not spec.allow_empty:
+            validated.unpersist()
+            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
         valid = by_reason.pop("VALID", {"rows": 0})
         valid_rows = int(valid["rows"])
         touched = partition_values_from(valid) if spec.partition_of_valid_line else None
