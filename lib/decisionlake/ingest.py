@@ -145,43 +145,23 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     ingested_at = F.current_timestamp()
     shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
 
-    with log.stage("read_validate", source=source) as st:
-        raw = lake.read_text_lines(spark, source)
-        validated = (
-            spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
-            # The raw line is kept for rejected lines only, the parsed one for valid lines only:
-            # the cached batch holds each line once.
-            .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
-            .withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
-        )
-        aggregates = [F.count("*").alias("rows")]
-        if spec.partition_of_valid_line is not None:
-            aggregates += partition_values_aggs(spec.partition_of_valid_line())
+    raw = lake.read_text_lines(spark, source)
+    validated = (
+        spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
+        # The raw line is kept for rejected lines only, the parsed one for valid lines only:
+        # the cached batch holds each line once.
+        .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
+        .withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
+    )
+    aggregates = [F.count("*").alias("rows")]
+    if spec.partition_of_valid_line is not None:
+        aggregates += partition_values_aggs(spec.partition_of_valid_line())
 
-        def count_by_reason() -> dict[str, dict[str, Any]]:
-            grouped = validated.persist(StorageLevel.MEMORY_AND_DISK).groupBy("reason")
-            return {
-                (r["reason"] or "VALID"): r.asDict()
-                for r in grouped.agg(*aggregates).collect()  # one row per reason code
-            }
-
-        # The lines are also counted as read, by a pass of their own, so the accounting below
-        # compares two independent counts; it runs beside the validation pass. (Not with an
-        # Observation: once used, it makes the session's MLlib models fail to serialize in
-        # Spark 4.1, and notebooks and the local runner share one session.)
-        try:
-            lines_read, by_reason = lake.run_concurrently(spark, raw.count, count_by_reason)
-        except BaseException:
-            validated.unpersist()
-            raise
-        if lines_read == 0 and not spec.allow_empty:
-            validated.unpersist()
-            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
-        valid = by_reason.pop("VALID", {"rows": 0})
-        valid_rows = int(valid["rows"])
-        touched = partition_values_from(valid) if spec.partition_of_valid_line else None
-        quarantined = {reason: int(r["rows"]) for reason, r in sorted(by_reason.items())}
-        st.add(rows_in=lines_read, valid=valid_rows, quarantined=sum(quarantined.values()))
+    def count_by_reason() -> dict[str, dict[str, Any]]:
+        return {
+            (r["reason"] or "VALID"): r.asDict()
+            for r in validated.groupBy("reason").agg(*aggregates).collect()  # one row per code
+        }
 
     def write_quarantine() -> dict[str, Any]:
         with log.stage("write_quarantine", table=quarantine_uri) as st:
@@ -195,7 +175,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             st.add(rows_written=metrics.get("numOutputRows", 0), version=metrics.get("version"))
         return metrics
 
-    def merge_bronze() -> dict[str, Any]:
+    def merge_bronze(touched: list[Any] | None) -> dict[str, Any]:
         with log.stage("merge_bronze", table=bronze_uri) as st:
             rows = spec.to_bronze(validated, **shaping).transform(
                 dedupe_on, key=spec.key, order_by=spec.order_by
@@ -220,12 +200,34 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             )
         return metrics
 
-    # Two tables, two independent commits: run them side by side so each one's driver-side
-    # work (Delta log reads, planning, commit) overlaps the other's Spark jobs.
+    def validate_then_merge() -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
+        with log.stage("read_validate", source=source) as st:
+            # The lines are also counted as read, by a pass of their own, so the accounting
+            # compares two independent counts; it runs beside the validation pass. (Not with
+            # an Observation: once used, it makes the session's MLlib models fail to
+            # serialize in Spark 4.1, and notebooks and the local runner share one session.)
+            lines_read, by_reason = lake.run_concurrently(spark, raw.count, count_by_reason)
+            if lines_read == 0 and not spec.allow_empty:
+                raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+            valid = by_reason.get("VALID", {"rows": 0})
+            rejected = sum(int(r["rows"]) for k, r in by_reason.items() if k != "VALID")
+            st.add(rows_in=lines_read, valid=int(valid["rows"]), quarantined=rejected)
+        touched = partition_values_from(valid) if spec.partition_of_valid_line else None
+        return lines_read, by_reason, merge_bronze(touched)
+
+    # The quarantine table needs no figure from the validation pass: it is written from the
+    # start, beside validation and MERGE, so its Delta work (log replay, commit) overlaps
+    # theirs. Both read the cached batch, which is computed once (a block computed by one
+    # task is read by the other).
+    validated.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        q_metrics, b_metrics = lake.run_concurrently(spark, write_quarantine, merge_bronze)
+        q_metrics, (lines_read, by_reason, b_metrics) = lake.run_concurrently(
+            spark, write_quarantine, validate_then_merge
+        )
     finally:
         validated.unpersist()
+    valid_rows = int(by_reason.pop("VALID", {"rows": 0})["rows"])
+    quarantined = {reason: int(r["rows"]) for reason, r in sorted(by_reason.items())}
     inserted = b_metrics.get("numTargetRowsInserted", 0)
     valid_keys = b_metrics["numSourceRows"]  # the deduplicated batch the MERGE read
     updated = b_metrics.get("numTargetRowsUpdated", 0)

@@ -6,6 +6,7 @@ Writes are idempotent by construction: insert-only MERGE on a key for event tabl
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -152,20 +153,60 @@ def merge_window(
 
 
 def last_operation_metrics(spark: SparkSession, uri: str) -> dict[str, Any]:
-    """Operation name, version and metrics of the latest commit of a Delta table."""
-    row = (
-        DeltaTable.forPath(spark, uri)
-        .history(1)
-        .select("version", "operation", "operationMetrics", "userMetadata")
-        .first()
-    )  # one row: the latest commit
-    if row is None:
-        return {}
-    metrics = {k: int(v) for k, v in (row["operationMetrics"] or {}).items() if v.isdigit()}
-    found = {"version": row["version"], "operation": row["operation"], **metrics}
-    if row["userMetadata"]:
-        found["userMetadata"] = row["userMetadata"]
+    """Operation name, version and metrics of the latest commit of a Delta table.
+
+    Read from the commit file itself (the protocol's JSON) when this session knows the table's
+    latest version, which it does right after its own write; else from the table history
+    (a Spark job).
+    """
+    commit = latest_commit_info(spark, uri)
+    if commit is None:
+        row = (
+            DeltaTable.forPath(spark, uri)
+            .history(1)
+            .select("version", "operation", "operationMetrics", "userMetadata")
+            .first()
+        )  # one row: the latest commit
+        if row is None:
+            return {}
+        commit = row.asDict()
+    raw = commit.get("operationMetrics") or {}
+    metrics = {k: int(v) for k, v in raw.items() if str(v).isdigit()}
+    found = {"version": commit["version"], "operation": commit["operation"], **metrics}
+    if commit.get("userMetadata"):
+        found["userMetadata"] = commit["userMetadata"]
     return found
+
+
+def latest_commit_info(spark: SparkSession, uri: str) -> dict[str, Any] | None:
+    """``commitInfo`` (plus ``version``) of the newest commit this session has seen, or None.
+
+    No Spark job: the session's Delta log names the version, and its commit file is read
+    directly. None when that is not possible (no JVM, as with Spark Connect; no commit info).
+    """
+    try:
+        jvm = spark._jvm  # type: ignore[attr-defined]
+        delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(
+            spark._jsparkSession,  # type: ignore[attr-defined]
+            uri,
+        )
+        version = int(delta_log.unsafeVolatileSnapshot().version())
+        if version < 0:
+            return None
+        path = jvm.org.apache.hadoop.fs.Path(delta_log.logPath(), f"{version:020d}.json")
+        filesystem = path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+        stream = filesystem.open(path)
+        try:
+            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+    except Exception:  # any failure: the caller falls back to the history
+        return None
+    for line in text.splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            return {**action["commitInfo"], "version": version}
+    return None
 
 
 def merge_insert_new(

@@ -1,0 +1,54 @@
+"""The I/O layer's commit figures: read from the commit file, equal to the table history."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from decisionlake import lake
+
+SCHEMA = T.StructType(
+    [
+        T.StructField("day", T.DateType(), False),
+        T.StructField("key", T.StringType(), False),
+        T.StructField("value", T.LongType()),
+    ]
+)
+
+
+def _history(spark: SparkSession, uri: str) -> dict:
+    row = DeltaTable.forPath(spark, uri).history(1).first()
+    assert row is not None
+    metrics = {k: int(v) for k, v in row["operationMetrics"].items() if v.isdigit()}
+    return {"version": row["version"], "operation": row["operation"], **metrics}
+
+
+def test_commit_figures_match_the_history(spark: SparkSession, tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    day = date(2026, 11, 24)
+    rows = spark.createDataFrame([(day, "a", 1), (day, "b", 2)], SCHEMA)
+    replaced = lake.replace_slice(rows, uri, predicate="day = '2026-11-24'", partition_by=["day"])
+    assert replaced == _history(spark, uri)
+    assert replaced["numOutputRows"] == 2
+
+    more = spark.createDataFrame([(day, "b", 2), (day, "c", 3)], SCHEMA)
+    merged = lake.merge_insert_new(
+        spark, more, uri, keys=["key"], schema=SCHEMA, partition_by=["day"]
+    )
+    history = _history(spark, uri)
+    assert merged["version"] == history["version"] == replaced["version"] + 1
+    assert merged["numTargetRowsInserted"] == history["numTargetRowsInserted"] == 1
+    assert merged["numSourceRows"] == history["numSourceRows"] == 2
+
+
+def test_commit_figures_fall_back_to_the_history_without_a_known_version(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "t")
+    spark.createDataFrame([(date(2026, 11, 24), "a", 1)], SCHEMA).write.format("delta").save(uri)
+    assert lake.latest_commit_info(spark, str(tmp_path / "missing")) is None
+    assert lake.last_operation_metrics(spark, uri)["numOutputRows"] == 1
