@@ -230,7 +230,7 @@ def floors(
     """Bare read+write of the day's clickstream files; DuckDB sessionization of the events.
 
     ``ours`` re-runs our ingest of the same files alone (tables restored to the state the
-    pipeline's run found), alternating with the floor, so both are timed the same way.
+    pipeline's run found), alternating with the floor (median of five each), so both are timed the same way.
     """
     import duckdb
 
@@ -258,7 +258,7 @@ def floors(
     landing = f"{cfg.paths.landing}/clickstream/date={day.isoformat()}"
     target = f"{cfg.paths.artifacts}/floor_ingest"
     runs, alone = [], []
-    for _ in range(3):  # a short measurement: the median of three
+    for _ in range(5):  # a short measurement: the median of five
         spark.sparkContext.setJobGroup("floor:ingest", "floor")
         t0 = time.perf_counter()
         spark.read.json(landing).write.format("delta").mode("overwrite").save(target)
