@@ -230,7 +230,8 @@ def floors(
     """Bare read+write of the day's clickstream files; DuckDB sessionization of the events.
 
     ``ours`` re-runs our ingest of the same files alone (tables restored to the state the
-    pipeline's run found), alternating with the floor (median of five each), so both are timed the same way.
+    pipeline's run found), alternating with the floor (median of five each), so both are
+    timed the same way.
     """
     import duckdb
 
