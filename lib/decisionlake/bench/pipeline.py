@@ -27,7 +27,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -137,15 +136,7 @@ def run_scale(scale: int, advisors: int, days: int, root: Path) -> dict[str, Any
     dates = date_range(spec.start_date, END)
     with PeakRss(pids) as rss:
         started = time.perf_counter()
-        results = run_pipeline(
-            load_pipeline(), dates[:-1], tagged, settings=settings, max_retries=0
-        )
-        # The ingest tables as the last day's ingest found them: the isolated re-measurement
-        # of that ingest (beside the floor, after the pipeline) starts from this state.
-        before_last = ingest_table_versions(spark, cfg)
-        results += run_pipeline(
-            load_pipeline(), dates[-1:], tagged, settings=settings, max_retries=0
-        )
+        results = run_pipeline(load_pipeline(), dates, tagged, settings=settings, max_retries=0)
         pipeline_s = time.perf_counter() - started
     failed = [r for r in results if r.status != "succeeded"]
     if failed:
@@ -180,19 +171,7 @@ def run_scale(scale: int, advisors: int, days: int, root: Path) -> dict[str, Any
         "driver_heap_after_gc_mb": _heap_after_gc_mb(spark),
         "steps": steps,
     }
-    ingest_step = next(s for s in load_pipeline().steps if s.name == "ingest_clickstream")
-
-    def ingest_alone() -> float:
-        restore_versions(spark, before_last)
-        spark.sparkContext.setJobGroup("alone:ingest", "ingest alone")
-        t0 = time.perf_counter()
-        code, message, _ = executor(ingest_step, END, settings)
-        seconds = time.perf_counter() - t0
-        if code != 0:
-            raise RuntimeError(f"ingest alone failed: {message}")
-        return seconds
-
-    out["floors"] = floors(spark, cfg, END, ours=ingest_alone if before_last else None)
+    out["floors"] = floors(spark, cfg, END)
     spark.stop()
     return out
 
@@ -205,34 +184,8 @@ def _heap_after_gc_mb(spark: Any) -> float:
     return round(used.getUsed() / 2**20, 1)
 
 
-def ingest_table_versions(spark: Any, cfg: Any) -> dict[str, int]:
-    """Current versions of the clickstream ingest's tables (empty if one does not exist yet)."""
-    from decisionlake import lake
-    from decisionlake.jobs.ingest_clickstream import SPEC
-
-    uris = [cfg.table_uri(SPEC.bronze_table), cfg.table_uri(SPEC.quarantine_table)]
-    if not all(lake.delta_table_exists(spark, uri) for uri in uris):
-        return {}
-    return {uri: lake.table_version(spark, uri) for uri in uris}
-
-
-def restore_versions(spark: Any, versions: dict[str, int]) -> None:
-    """RESTORE each table to its version (a new commit; the files are those of that version)."""
-    from delta.tables import DeltaTable
-
-    for uri, version in versions.items():
-        DeltaTable.forPath(spark, uri).restoreToVersion(version)
-
-
-def floors(
-    spark: Any, cfg: Any, day: date, *, ours: Callable[[], float] | None = None
-) -> dict[str, Any]:
-    """Bare read+write of the day's clickstream files; DuckDB sessionization of the events.
-
-    ``ours`` re-runs our ingest of the same files alone (tables restored to the state the
-    pipeline's run found), alternating with the floor (median of five each), so both are
-    timed the same way.
-    """
+def floors(spark: Any, cfg: Any, day: date) -> dict[str, Any]:
+    """Bare read+write of the day's clickstream files; DuckDB sessionization of the events."""
     import duckdb
 
     # The table's live files (what a Delta reader sees), not every Parquet file under it.
@@ -258,20 +211,16 @@ def floors(
     duck_s = time.perf_counter() - t0
     landing = f"{cfg.paths.landing}/clickstream/date={day.isoformat()}"
     target = f"{cfg.paths.artifacts}/floor_ingest"
-    runs, alone = [], []
+    spark.sparkContext.setJobGroup("floor:ingest", "floor")
+    runs = []
     for _ in range(5):  # a short measurement: the median of five
-        spark.sparkContext.setJobGroup("floor:ingest", "floor")
         t0 = time.perf_counter()
         spark.read.json(landing).write.format("delta").mode("overwrite").save(target)
         runs.append(time.perf_counter() - t0)
-        if ours is not None:
-            alone.append(ours())
     ingest_s = statistics.median(runs)
     return {
         "ingest_bare_read_write_s": round(ingest_s, 2),
         "ingest_bare_runs": [round(r, 2) for r in runs],
-        "ingest_alone_s": round(statistics.median(alone), 2) if alone else None,
-        "ingest_alone_runs": [round(r, 2) for r in alone],
         "sessions_duckdb_s": round(duck_s, 3),
         "sessions_duckdb_rows": int(sessions),
     }
@@ -315,10 +264,16 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
         ),
     }
     f = top["floors"]
-    in_pipeline = top["steps"]["ingest_clickstream"]["seconds"]
-    alone = f.get("ingest_alone_s") or in_pipeline
-    out["ingest_vs_bare_floor"] = round(alone / f["ingest_bare_read_write_s"], 2)
-    out["ingest_in_pipeline_vs_bare_floor"] = round(in_pipeline / f["ingest_bare_read_write_s"], 2)
+    out["ingest_vs_bare_floor"] = round(
+        top["steps"]["ingest_clickstream"]["seconds"] / f["ingest_bare_read_write_s"], 2
+    )
+    out["ingest_vs_bare_floor_by_scale"] = [
+        round(
+            r["steps"]["ingest_clickstream"]["seconds"] / r["floors"]["ingest_bare_read_write_s"],
+            2,
+        )
+        for r in results
+    ]
     out["sessions_vs_duckdb"] = round(
         top["steps"]["build_sessions"]["seconds"] / max(f["sessions_duckdb_s"], 1e-3), 1
     )
