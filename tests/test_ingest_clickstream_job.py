@@ -71,6 +71,9 @@ def test_ingest_accounts_for_every_line_and_is_idempotent(
         assert ingest_clickstream.main(_args(cfg, day, "test")) == 0
         summary = _last_summary(capfd.readouterr().err)
         _check_day_against_manifest(spark, cfg, manifest, day, summary)
+        if day == spec.start_date:  # an empty table: every unique key of the batch is new
+            assert summary["already_present"] == 0
+            assert summary["duplicates_in_batch"] == summary["accepted"] - summary["inserted"]
         unique_total += summary["inserted"]
         assert summary["accepted"] == (
             summary["inserted"] + summary["duplicates_in_batch"] + summary["already_present"]
@@ -84,7 +87,8 @@ def test_ingest_accounts_for_every_line_and_is_idempotent(
     version_before = table_version(spark, bronze_uri)
     assert ingest_clickstream.main(_args(cfg, END, "test")) == 0
     rerun = _last_summary(capfd.readouterr().err)
-    assert rerun["inserted"] == 0 and rerun["already_present"] > 0
+    assert rerun["inserted"] == 0
+    assert rerun["already_present"] == summary["inserted"] + summary["already_present"]
     assert read_delta(spark, bronze_uri).count() == unique_total
     assert table_version(spark, bronze_uri) == version_before  # a no-op MERGE commits nothing
     quarantine = read_delta(spark, cfg.table_uri("bronze.clickstream_quarantine"))
@@ -135,6 +139,21 @@ def test_missing_landing_day_fails_with_one_line_reason(
     assert ingest_clickstream.main(_args(cfg, date(2020, 1, 1), "test")) == 1
     last = capfd.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("ingest_clickstream failed: LandingDataMissingError: no input files at")
+
+
+def test_empty_delivery_fails_before_anything_is_written(
+    spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cfg = make_config("test", tmp_path)
+    day = date(2026, 11, 20)
+    folder = Path(cfg.paths.landing) / "clickstream" / f"date={day}"
+    folder.mkdir(parents=True)
+    (folder / "part-0.jsonl").write_bytes(b"")
+    assert ingest_clickstream.main(_args(cfg, day, "test")) == 1
+    last = capfd.readouterr().err.strip().splitlines()[-1]
+    assert "LandingDataMissingError: no lines in the files at" in last
+    for table in ("bronze.clickstream", "bronze.clickstream_quarantine"):
+        assert not Path(cfg.table_uri(table), "_delta_log").exists()
 
 
 def test_bad_run_date_is_a_usage_error(capfd: pytest.CaptureFixture[str]) -> None:

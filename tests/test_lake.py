@@ -40,6 +40,8 @@ def test_commit_figures_match_the_history(spark: SparkSession, tmp_path: Path) -
         spark, more, uri, keys=["key"], schema=SCHEMA, partition_by=["day"]
     )
     history = _history(spark, uri)
+    commit = lake.latest_commit_info(spark, uri)  # read from the commit file, not the history
+    assert commit is not None and commit["version"] == history["version"]
     assert merged["version"] == history["version"] == replaced["version"] + 1
     assert merged["numTargetRowsInserted"] == history["numTargetRowsInserted"] == 1
     assert merged["numSourceRows"] == history["numSourceRows"] == 2

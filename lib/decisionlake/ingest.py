@@ -120,7 +120,12 @@ def dedupe_on(df: DataFrame, *, key: str, order_by: tuple[str, ...]) -> DataFram
 
 
 def partition_values_aggs(partition: Column) -> list[Column]:
-    """The distinct partition values (at most one more than the MERGE lists) and a NULL flag."""
+    """The distinct partition values (at most one more than the MERGE lists) and a NULL flag.
+
+    Evaluated for valid lines only (``reason`` NULL): a rejected line's fields may not even
+    convert (an out-of-range timestamp), and its partition is not written.
+    """
+    partition = F.when(F.col("reason").isNull(), partition)
     listed = F.slice(F.array_sort(F.collect_set(partition)), 1, lake.MAX_PRUNING_VALUES + 1)
     return [listed.alias("_partitions"), F.bool_or(partition.isNull()).alias("_null_partition")]
 
@@ -163,7 +168,14 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             for r in validated.groupBy("reason").agg(*aggregates).collect()  # one row per code
         }
 
-    def write_quarantine() -> dict[str, Any]:
+    def count_then_write_quarantine() -> tuple[int, dict[str, Any]]:
+        # The lines are counted as read, by a pass of their own, so the accounting compares two
+        # independent counts. (Not with an Observation: once used, it makes the session's MLlib
+        # models fail to serialize in Spark 4.1, and notebooks and the local runner share one
+        # session.) An empty delivery fails here, before anything is written.
+        lines_read = raw.count()
+        if lines_read == 0 and not spec.allow_empty:
+            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
         with log.stage("write_quarantine", table=quarantine_uri) as st:
             metrics = lake.replace_slice(
                 to_quarantine(validated, **shaping),
@@ -173,7 +185,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
                 partition_by=["ingest_date"],
             )
             st.add(rows_written=metrics.get("numOutputRows", 0), version=metrics.get("version"))
-        return metrics
+        return lines_read, metrics
 
     def merge_bronze(touched: list[Any] | None) -> dict[str, Any]:
         with log.stage("merge_bronze", table=bronze_uri) as st:
@@ -200,29 +212,25 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             )
         return metrics
 
-    def validate_then_merge() -> tuple[int, dict[str, dict[str, Any]], dict[str, Any]]:
+    def validate_then_merge() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
         with log.stage("read_validate", source=source) as st:
-            # The lines are also counted as read, by a pass of their own, so the accounting
-            # compares two independent counts; it runs beside the validation pass. (Not with
-            # an Observation: once used, it makes the session's MLlib models fail to
-            # serialize in Spark 4.1, and notebooks and the local runner share one session.)
-            lines_read, by_reason = lake.run_concurrently(spark, raw.count, count_by_reason)
-            if lines_read == 0 and not spec.allow_empty:
-                raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+            by_reason = count_by_reason()
             valid = by_reason.get("VALID", {"rows": 0})
             rejected = sum(int(r["rows"]) for k, r in by_reason.items() if k != "VALID")
-            st.add(rows_in=lines_read, valid=int(valid["rows"]), quarantined=rejected)
+            if int(valid["rows"]) + rejected == 0 and not spec.allow_empty:
+                raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+            st.add(valid=int(valid["rows"]), quarantined=rejected)
         touched = partition_values_from(valid) if spec.partition_of_valid_line else None
-        return lines_read, by_reason, merge_bronze(touched)
+        return by_reason, merge_bronze(touched)
 
-    # The quarantine table needs no figure from the validation pass: it is written from the
-    # start, beside validation and MERGE, so its Delta work (log replay, commit) overlaps
-    # theirs. Both read the cached batch, which is computed once (a block computed by one
-    # task is read by the other).
+    # The quarantine table needs no figure from the validation pass: it is counted and written
+    # from the start, beside validation and MERGE, so its Delta work (log replay, commit)
+    # overlaps theirs. Both read the cached batch, which is computed once (a block being
+    # computed by one task is waited for, then read, by the other).
     validated.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        q_metrics, (lines_read, by_reason, b_metrics) = lake.run_concurrently(
-            spark, write_quarantine, validate_then_merge
+        (lines_read, q_metrics), (by_reason, b_metrics) = lake.run_concurrently(
+            spark, count_then_write_quarantine, validate_then_merge
         )
     finally:
         validated.unpersist()

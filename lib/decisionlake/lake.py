@@ -195,17 +195,20 @@ def latest_commit_info(spark: SparkSession, uri: str) -> dict[str, Any] | None:
             return None
         path = jvm.org.apache.hadoop.fs.Path(delta_log.logPath(), f"{version:020d}.json")
         filesystem = path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
-        stream = filesystem.open(path)
+        reader = jvm.java.io.BufferedReader(
+            jvm.java.io.InputStreamReader(filesystem.open(path), "UTF-8")
+        )
         try:
-            text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            # Line by line up to the commitInfo action (usually the first): a large commit's
+            # file actions are not pulled into Python.
+            while (line := reader.readLine()) is not None:
+                action = json.loads(line) if line.strip() else {}
+                if "commitInfo" in action:
+                    return {**action["commitInfo"], "version": version}
         finally:
-            stream.close()
+            reader.close()
     except Exception:  # any failure: the caller falls back to the history
         return None
-    for line in text.splitlines():
-        action = json.loads(line) if line.strip() else {}
-        if "commitInfo" in action:
-            return {**action["commitInfo"], "version": version}
     return None
 
 
@@ -255,6 +258,13 @@ def merge_insert_new(
     updated = int(counts["num_updated_rows"]) if counts else 0
     # A MERGE that changed nothing may not commit; only a changing one needs the commit's figures.
     metrics = last_operation_metrics(spark, uri) if inserted or updated else {}
+    ours = (
+        metrics.get("operation") == "MERGE"
+        and metrics.get("numTargetRowsInserted") == inserted
+        and metrics.get("numTargetRowsUpdated", 0) == updated
+    )
+    if not ours:  # no commit, or another writer's latest: its figures are not this MERGE's
+        metrics = {}
     metrics.pop("userMetadata", None)
     metrics["numTargetRowsInserted"] = inserted
     metrics["numTargetRowsUpdated"] = updated
