@@ -163,9 +163,9 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         aggregates += partition_values_aggs(spec.partition_of_valid_line())
 
     def count_by_reason() -> dict[str, dict[str, Any]]:
-        # Bounded: one row per reason code, each with at most MAX_PRUNING_VALUES + 1 values.
-        grouped = validated.groupBy("reason").agg(*aggregates)
-        return {(r["reason"] or "VALID"): r.asDict() for r in grouped.collect()}
+        # One row per reason code, each with at most MAX_PRUNING_VALUES + 1 partition values.
+        rows = validated.groupBy("reason").agg(*aggregates).collect()  # bounded, see above
+        return {(r["reason"] or "VALID"): r.asDict() for r in rows}
 
     def count_then_write_quarantine() -> tuple[int, dict[str, Any]]:
         # The lines are counted as read, by a pass of their own, so the accounting compares two
