@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
 
-.PHONY: demo test bench venv jars tools lint format services-start services-stop clean-data clean
+# `make test-unit`: no local service is started (tests marked integration are left out).
+.PHONY: demo test test-unit test-random bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
@@ -14,6 +15,10 @@ demo: venv jars
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(PY) -m pytest -q --durations=20 tests
+
+test-unit: venv jars tools
+	$(VENV)/bin/ruff check lib jobs tests scripts
+	$(PY) -m pytest -q --durations=10 -m "not integration" tests
 
 # Benchmarks print figures (never timed tests): the pipeline at 1x..8x with floors, then the
 # warehouse writer against Spark JDBC. Results also go to bench/results/.

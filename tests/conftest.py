@@ -16,23 +16,42 @@ from decisionlake.config import AppConfig, load_config
 from decisionlake.spark import get_spark
 
 REPO = Path(__file__).resolve().parents[1]
-# The real data sets live in ../shared beside the checkout (CI lays a copy there too).
-SHARED_DATA = Path(os.environ.get("DECISIONLAKE_SHARED", REPO.parent / "shared")) / "data"
+# Real public data sets the tests use, kept in the repository (provenance in its README).
+REAL_DATA = REPO / "tests" / "fixtures" / "real"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not SHARED_DATA.is_dir():
+# Fixtures that start a real local service: a test using one (directly or through another
+# fixture) must be marked ``integration``, so ``make test-unit`` never starts a service.
+SERVICE_FIXTURES = frozenset({"moto_server", "postgres", "warehouse_secret", "history"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("integration") is None
+    ]
+    if unmarked:
         raise pytest.UsageError(
-            f"real data sets not found at {SHARED_DATA}: put shared/ beside the checkout "
-            "or set DECISIONLAKE_SHARED"
+            "tests that start a local service must be marked integration: " + ", ".join(unmarked)
         )
 
 
 @pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.MotoServer]:
+def moto_port() -> int:
+    """The loopback port moto serves on; Spark's s3a points there before moto is started."""
+    return services.free_port()
+
+
+@pytest.fixture(scope="session")
+def moto_server(
+    moto_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[services.MotoServer]:
     """moto in server mode (S3, DynamoDB, Secrets Manager, SNS) with the project's buckets."""
     os.environ.update(services.MOTO_ENV)
-    server = services.MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = services.MotoServer(log, port=moto_port).start()
     provisioned = server.provision()
     os.environ["DL_S3_ENDPOINT"] = server.endpoint
     os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
@@ -64,12 +83,12 @@ def make_config(env: str, root: Path, **overrides: object) -> AppConfig:
 
 
 @pytest.fixture(scope="session")
-def spark(
-    moto_server: services.MotoServer, tmp_path_factory: pytest.TempPathFactory
-) -> SparkSession:
-    """The one Spark session of the test run; s3a points at the moto server."""
+def spark(moto_port: int, tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    """The one bare Spark session of the test run; s3a points where moto serves when started."""
     cfg = make_config(
-        "test", tmp_path_factory.mktemp("spark"), **{"storage.s3_endpoint": moto_server.endpoint}
+        "test",
+        tmp_path_factory.mktemp("spark"),
+        **{"storage.s3_endpoint": f"http://127.0.0.1:{moto_port}"},
     )
     session = get_spark(cfg, app_name="decisionlake-tests")
     yield session

@@ -20,7 +20,7 @@ from decisionlake.generate import build_spec, generate
 from decisionlake.jobs import build_sessions, ingest_clickstream, ingest_crm, ingest_ga4
 from decisionlake.lake import read_delta, table_version
 
-from .conftest import SHARED_DATA, make_config
+from .conftest import REAL_DATA, make_config
 
 pytestmark = pytest.mark.integration
 END = date(2026, 11, 24)
@@ -184,7 +184,7 @@ def test_ga4_real_sample_through_adapter_to_sessions(
     export_day = date(2020, 12, 31)
     target = Path(cfg.paths.landing) / "ga4" / f"date={export_day}"
     target.mkdir(parents=True)
-    sample = SHARED_DATA / "ga4" / "ga4_sample_events_2020-11_2020-12.ndjson"
+    sample = REAL_DATA / "ga4" / "ga4_sample_events_2020-11_2020-12.ndjson"
     shutil.copy(sample, target / sample.name)
     lines = sum(1 for _ in sample.open(encoding="utf-8"))
     assert ingest_ga4.main(_args(cfg, export_day)) == 0

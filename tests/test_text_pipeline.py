@@ -29,7 +29,7 @@ from decisionlake.lake import delta_table_exists, read_delta
 from decisionlake.text import models
 from decisionlake.text.features import score_notes
 
-from .conftest import SHARED_DATA, make_config
+from .conftest import REAL_DATA, make_config
 
 pytestmark = pytest.mark.integration
 END = date(2026, 11, 24)
@@ -187,7 +187,7 @@ def test_real_cfpb_narratives_through_the_text_path(
     cfg = make_config(
         "test", tmp_path, **{"services.mlflow_tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}
     )
-    source = pd.read_csv(SHARED_DATA / "cfpb" / "complaints_sample.csv")
+    source = pd.read_csv(REAL_DATA / "cfpb" / "complaints_sample.csv")
     narratives = source.dropna(subset=["Consumer complaint narrative"]).head(400)
     day = date(2020, 3, 31)
     notes_dir = Path(cfg.paths.landing) / "crm_notes" / f"date={day}"
