@@ -13,10 +13,11 @@ from pyspark.sql import types as T
 
 from decisionlake.config import ConfigError, load_config
 from decisionlake.jobs import score, train_models
-from decisionlake.lake import read_delta
+from decisionlake.lake import read_delta, table_version
 from decisionlake.logs import JobLogger
 from decisionlake.models import registry
-from decisionlake.models.train import TrainingDataError, fit_supervised
+from decisionlake.models.sources import TrainingDataError, selected_models
+from decisionlake.models.train import fit_supervised
 from decisionlake.models.training import time_split, with_labels
 
 from .conftest import HISTORY_END
@@ -60,8 +61,9 @@ def _summary(stderr: str, job: str) -> dict:
     ],
 )  # fmt: skip
 def test_invalid_specs_fail_with_their_key_path(override: dict, message: str) -> None:
+    cfg = load_config("test", overrides=override)  # only the jobs using the model fail
     with pytest.raises(ConfigError, match=message):
-        load_config("test", overrides=override)
+        selected_models(cfg, [])
 
 
 def test_shipped_specs_and_environment_horizons() -> None:
@@ -184,14 +186,6 @@ def test_unknown_feature_columns_are_named_before_any_work(spark: SparkSession) 
         )
 
 
-def test_champion_rule_respects_direction_and_margin() -> None:
-    assert registry.better(0.80, 0.79, metric="areaUnderROC", margin=0.005)
-    assert not registry.better(0.792, 0.79, metric="areaUnderROC", margin=0.005)
-    assert registry.better(9.0, 10.0, metric="rmse", margin=0.5)
-    assert not registry.better(9.8, 10.0, metric="rmse", margin=0.5)
-    assert not registry.meets_floor(0.52, metric="areaUnderROC", floor=0.55)
-
-
 # ---- on the generated history --------------------------------------------------------------
 
 
@@ -208,10 +202,21 @@ def test_models_train_register_and_score(
     # The planted signal is found, and it is more than recency.
     assert m["areaUnderROC"] > 0.65, m
     assert m["areaUnderROC"] > m["baseline_areaUnderROC"], m
-    assert propensity["promoted"] and "no champion yet" in propensity["decision"]
-    assert propensity["inputs"]["gold.advisor_360"] >= 0  # Delta versions recorded
+    assert propensity["role"] == "champion" and propensity["decision"] == "every check passed"
+    checks = {c["check"]: c for c in propensity["checks"]}
+    assert set(checks) == {"beats_baseline", "reaches_floor", "beats_champion",
+                           "scores_production", "calibration", "artifacts"}  # fmt: skip
+    assert checks["beats_champion"]["detail"] == "no champion yet"
+    assert checks["beats_baseline"]["bound"] == round(m["baseline_areaUnderROC"], 5)
+    assert m["top_decile_lift_low"] <= m["top_decile_lift"] <= m["top_decile_lift_high"]
+    # The Delta version read is recorded (nothing has written the 360 since the history).
+    assert propensity["inputs"]["gold.advisor_360"] == table_version(
+        spark, cfg.table_uri("gold.advisor_360")
+    )
     net = first["advisor_net_flow"]
-    assert net["metrics"]["rmse"] > 0 and net["promoted"]
+    net_beats = net["metrics"]["rmse"] <= net["metrics"]["baseline_rmse"]
+    assert net["promoted"] == net_beats  # a model worse than its baseline is never champion
+    assert net["role"] == ("champion" if net_beats else "rejected")
     segments = first["advisor_segments"]
     assert segments["metrics"]["silhouette"] > 0
     assert 1 <= segments["metrics"]["pca_components"] <= 8
@@ -230,6 +235,7 @@ def test_models_train_register_and_score(
     assert train_models.main(_job_args(history, HISTORY_END, "--model", "advisor_propensity")) == 0
     second = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
     assert not second["promoted"] and "does not beat champion v1" in second["decision"]
+    assert second["role"] == "challenger"
     assert str(client.get_model_version_by_alias("advisor_propensity", "challenger").version) == "2"
     assert str(client.get_model_version_by_alias("advisor_propensity", "champion").version) == "1"
 
@@ -243,15 +249,17 @@ def test_models_train_register_and_score(
     advisors = read_delta(spark, cfg.table_uri("silver.advisors")).count()
     counts = scores.groupBy("model_name").agg(F.count("*").alias("n")).collect()
     per_model = {r["model_name"]: r["n"] for r in counts}
-    assert per_model == {name: advisors for name in first}
-    assert scores.select("model_name", "advisor_id").distinct().count() == 3 * advisors
+    champions = [name for name, trained in first.items() if trained["promoted"]]
+    assert per_model == {name: advisors for name in champions}  # rejected versions: no scores
+    assert scores.select("model_name", "advisor_id").distinct().count() == len(champions) * advisors
     assert summary["models"]["advisor_propensity"]["model_version"] == "1"
     top = scores.where("model_name = 'advisor_propensity'")
     deciles = {r["decile"] for r in top.select("decile").distinct().collect()}
     assert deciles <= set(range(1, 11)) and len(deciles) >= 5
     assert scores.where("model_name = 'advisor_segments' AND segment IS NULL").count() == 0
     assert top.where("score < 0 OR score > 1").count() == 0
-    assert top.where("size(top_features) = 3").count() in (0, advisors)  # linear champions explain
+    linear = propensity["estimator"] in ("logistic_regression", "linear_svc")
+    assert top.where("size(top_features) = 3").count() == (advisors if linear else 0)
 
     # Lineage: every score row's run id has a run record with the input table versions.
     run_ids = {r["run_id"] for r in scores.select("run_id").distinct().collect()}
@@ -293,3 +301,75 @@ def _sklearn_auc(spark: SparkSession, cfg: Any, trained: dict[str, Any]) -> floa
         scores = model.predict_proba(test[features].astype(float))[:, 1]
         best = max(best, float(roc_auc_score(test["label"], scores)))
     return best
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_rejected_and_shadow_versions_and_a_champion_without_checks(
+    spark: SparkSession,
+    history: dict[str, Any],
+    tmp_path: Any,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Own MLflow store and scores table: the history's registry is left to the test above."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    own = [
+        "--model", "advisor_propensity",
+        "--set", f"services.mlflow_tracking_uri={uri}",
+        "--set", f"tables.gold.scores={tmp_path}/scores",
+        "--set", "models.advisor_propensity.candidates=[{estimator: logistic_regression}]",
+    ]  # fmt: skip
+    unbeatable = ["--set", "models.advisor_propensity.promotion.baseline_margin=0.5"]
+
+    # A version that cannot beat its baseline by the margin is rejected and never scored.
+    assert train_models.main(_job_args(history, HISTORY_END, *own, *unbeatable)) == 0
+    trained = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    assert trained["role"] == "rejected" and not trained["promoted"]
+    assert "beats_baseline" in trained["decision"]
+    cfg = load_config("test", overrides={"services.mlflow_tracking_uri": uri})
+    client = registry.mlflow_client(cfg).MlflowClient()
+    v1 = client.get_model_version("advisor_propensity", "1")
+    assert v1.tags["role"] == "rejected" and v1.tags["checks_passed"] == "false"
+    assert v1.tags["failed_checks"] == "beats_baseline"
+    assert v1.tags["check.beats_baseline"].startswith("FAIL: areaUnderROC")
+    assert str(client.get_model_version_by_alias("advisor_propensity", "rejected").version) == "1"
+    assert registry.current_champion(cfg, "advisor_propensity") is None
+    assert score.main(_job_args(history, HISTORY_END, *own)) == 0
+    scored = _summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    assert scored == {"skipped": "no champion registered yet"}
+
+    # Shadow mode: the same failing check is recorded but does not block.
+    shadow = ["--set", "models.advisor_propensity.promotion.mode=shadow"]
+    assert train_models.main(_job_args(history, HISTORY_END, *own, *unbeatable, *shadow)) == 0
+    trained = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    assert trained["role"] == "champion" and "shadow mode: beats_baseline" in trained["decision"]
+    v2 = client.get_model_version("advisor_propensity", "2")
+    assert v2.tags["checks_passed"] == "false" and v2.tags["promotion_mode"] == "shadow"
+    assert score.main(_job_args(history, HISTORY_END, *own)) == 0
+    scored = _summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    assert scored["model_version"] == "2" and scored["rows"] > 0
+
+    # A champion registered before the checks existed (no check tags) is refused by score.
+    for key in ("checks_passed", "promotion_mode"):
+        client.delete_model_version_tag("advisor_propensity", "2", key)
+    assert score.main(_job_args(history, HISTORY_END, *own)) == 0
+    scored = _summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    assert "no promotion checks recorded" in scored["refused"]
+
+
+@pytest.mark.integration
+def test_training_refuses_a_run_date_without_a_test_snapshot_and_unknown_as_of_columns(
+    history: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    early = HISTORY_END - timedelta(days=3)  # too few as-of dates have matured labels
+    code = train_models.main(_job_args(history, early, "--model", "advisor_propensity"))
+    err = capfd.readouterr().err
+    assert code == 2
+    assert "models.advisor_propensity: need more than 1 mature as-of date" in err.splitlines()[-1]
+    missing = ["--set", "models.advisor_propensity.source.as_of_column=snapshot_day"]
+    code = train_models.main(
+        _job_args(history, HISTORY_END, "--model", "advisor_propensity", *missing)
+    )
+    last = capfd.readouterr().err.splitlines()[-1]
+    assert code == 2 and "unknown column(s) snapshot_day in gold.advisor_360" in last
+    assert "UNRESOLVED_COLUMN" not in last

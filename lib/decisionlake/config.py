@@ -351,6 +351,9 @@ class AppConfig:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     services: ServicesConfig = field(default_factory=ServicesConfig)
     models: dict[str, ModelSpec] = field(default_factory=dict)
+    model_errors: dict[str, str] = field(default_factory=dict)
+    """Specs under ``conf/models`` that failed validation, by name: only a job that uses one
+    of them fails (exit 2); every other job runs."""
     warehouse: WarehouseConfig = field(default_factory=WarehouseConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
@@ -415,7 +418,12 @@ def load_config(
     variables.setdefault("PROJECT_ROOT", str(root.resolve().parent))
     variables.setdefault("DL_DATA_DIR", str(Path(variables["PROJECT_ROOT"]) / "data"))
     resolved = _interpolate(merged, variables, path="")
+    raw_models = resolved.pop("models", None) or {}
+    if not isinstance(raw_models, dict):
+        raise ConfigError("models: expected a mapping of model name to spec")
     cfg = _build(AppConfig, resolved, path="")
+    models, model_errors = _build_models(raw_models)
+    cfg = dataclasses.replace(cfg, models=models, model_errors=model_errors)
     for table, expectations in cfg.quality.expectations.items():
         for i, e in enumerate(expectations):
             if e.severity == "quarantine" and e.rule not in QUARANTINABLE:
@@ -427,9 +435,22 @@ def load_config(
         for tier in [*grants.read, *grants.write]:
             if tier not in cfg.access.tiers:
                 raise ConfigError(f"access.roles.{role}: unknown tier {tier!r}")
-    for name, spec in cfg.models.items():
-        check_spec(name, spec)
     return cfg
+
+
+def _build_models(raw: dict[str, Any]) -> tuple[dict[str, ModelSpec], dict[str, str]]:
+    """Each spec on its own: a broken one is set aside with its error instead of failing all."""
+    models: dict[str, ModelSpec] = {}
+    errors: dict[str, str] = {}
+    for name, value in raw.items():
+        try:
+            spec = _build(ModelSpec, value, path=f"models.{name}")
+            check_spec(name, spec)
+        except ConfigError as exc:
+            errors[str(name)] = str(exc)
+        else:
+            models[str(name)] = spec
+    return models, errors
 
 
 def _layers(root: Path, env: str, seen: tuple[str, ...]) -> list[dict[str, Any]]:

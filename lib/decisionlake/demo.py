@@ -132,8 +132,10 @@ def _train_and_publish(
             for name, m in summary["models"].items():
                 shown = {k: v for k, v in m["metrics"].items() if k != "rows"}
                 print(f"    {name}: {m['estimator']} {m['params']}\n      metrics {shown}\n"
-                      f"      v{m['version']} {'CHAMPION' if m['promoted'] else 'challenger'}: "
-                      f"{m['decision']}")  # fmt: skip
+                      f"      v{m['version']} {m['role'].upper()}: {m['decision']}")  # fmt: skip
+                for check in m.get("checks") or []:
+                    verdict = "pass" if check["passed"] else "FAIL"
+                    print(f"        {verdict:<4} {check['check']:<18} {check['detail']}")
                 for seg in m.get("segment_profiles") or []:
                     profile = ", ".join(
                         f"{k} {seg[k]}"

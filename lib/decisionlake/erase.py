@@ -6,34 +6,61 @@ table of the catalog that can hold them loses the matching rows (by id columns, 
 raw text of quarantine and data-quality rows), deletion vectors are purged (``REORG ...
 APPLY (PURGE)``) and old files are vacuumed without the retention window, so no Parquet file
 of any version still holds the person. The warehouse table loses their rows too.
+
+Only what this run removed is reported, and only tables it changed are purged and vacuumed
+(the others keep their time travel). Raw text matches whole identifiers, never substrings;
+ids and e-mails must look like one, and a person the CRM does not know is refused unless
+``--force`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from decisionlake import lake
-from decisionlake.config import AppConfig, load_config
+from decisionlake.config import AppConfig, ConfigError, load_config
 from decisionlake.logs import JobLogger
 
 RAW_TEXT_COLUMNS = ("raw_line", "sample_failing", "detail")
-_DV_DELETES = "spark.databricks.delta.delete.deletionVectors.persistent"
+ADVISOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}")
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+")
+# A match must not continue an identifier or an e-mail address on either side (a dot that
+# ends a sentence does not continue one; a dot before a letter or digit does).
+_BEFORE = r"(?<![A-Za-z0-9_.@+\-])"
+_AFTER = r"(?![A-Za-z0-9_@+\-]|\.[A-Za-z0-9])"
 
 
-def _uses_deletion_vectors(spark: SparkSession, uri: str) -> bool:
-    """Tables with deletion vectors may hide older copies of the person's rows in files."""
-    properties = DeltaTable.forPath(spark, uri).detail().first()["properties"] or {}
-    return properties.get("delta.enableDeletionVectors") == "true"
+class ErasureRefusedError(ConfigError):
+    """The request does not name one known person (exit 2, nothing touched)."""
+
+
+def check_request(advisor_id: str | None, email: str | None) -> None:
+    """An id or an e-mail that looks like one; anything else could match other people."""
+    if advisor_id is not None and not ADVISOR_ID.fullmatch(advisor_id):
+        raise ErasureRefusedError(
+            f"--advisor-id {advisor_id!r} does not look like an advisor id "
+            "(letters, digits and _ . : - only, at most 100 characters)"
+        )
+    if email is not None and not EMAIL.fullmatch(email.strip()):
+        raise ErasureRefusedError(f"--email {email!r} does not look like an e-mail address")
+
+
+def whole_token(column: Column, needle: str) -> Column:
+    """``needle`` occurs in ``column`` as a whole identifier (not inside a longer one)."""
+    # Quoted as java.util.regex.Pattern.quote does (a \\E inside the needle closes and reopens).
+    literal = "\\Q" + needle.replace("\\E", "\\E\\\\E\\Q") + "\\E"
+    flags = "(?i)" if "@" in needle else ""  # e-mail addresses compare without case
+    return column.rlike(f"{flags}{_BEFORE}{literal}{_AFTER}")
 
 
 @dataclass
@@ -43,6 +70,8 @@ class Person:
     advisor_ids: set[str] = field(default_factory=set)
     emails: set[str] = field(default_factory=set)
     visitors: set[tuple[str, str]] = field(default_factory=set)
+    known: bool = False
+    """Found in the restricted CRM table."""
 
     def needles(self) -> list[str]:
         return sorted(self.advisor_ids | self.emails | {v for _, v in self.visitors})
@@ -64,6 +93,7 @@ def find_person(
             *person.emails
         )
         for row in crm.where(match).select("advisor_id", "email").collect():  # one person
+            person.known = True
             person.advisor_ids.add(row["advisor_id"])
             if row["email"]:
                 person.emails.add(row["email"].strip().lower())
@@ -108,7 +138,7 @@ def predicate(df: DataFrame, person: Person) -> Column | None:
     for text in RAW_TEXT_COLUMNS:
         if text in cols and person.needles():
             parts.append(
-                reduce(lambda a, b: a | b, [F.instr(F.col(text), n) > 0 for n in person.needles()])
+                reduce(lambda a, b: a | b, [whole_token(F.col(text), n) for n in person.needles()])
             )
     if not parts:
         return None
@@ -123,12 +153,20 @@ def erase(
     email: str | None = None,
     vacuum: bool = True,
     warehouse: bool = True,
+    force: bool = False,
     log: JobLogger | None = None,
 ) -> dict[str, Any]:
-    """Delete the person everywhere; returns rows removed per table."""
+    """Delete the person everywhere; returns the rows this run removed per table it changed."""
     log = log or JobLogger("erase", "erase")
+    check_request(advisor_id, email)
     person = find_person(spark, cfg, advisor_id=advisor_id, email=email)
+    if not person.known and not force:
+        raise ErasureRefusedError(
+            f"{advisor_id or email!r} is not in bronze.crm_advisors: nothing erased; "
+            "check the id, or give --force to erase whatever rows still name it"
+        )
     removed: dict[str, int] = {}
+    purged: list[str] = []
     for name, uri in cfg.catalog().items():
         if not lake.delta_table_exists(spark, uri):
             continue
@@ -136,33 +174,26 @@ def erase(
         if condition is None:
             continue
         with log.stage("erase", table=name) as st:
-            table = DeltaTable.forPath(spark, uri)
-            # Hidden rows are not erased rows: with deletion vectors the DELETE would only
-            # mark them, so this DELETE rewrites the files (copy-on-write) instead.
-            spark.conf.set(_DV_DELETES, "false")
-            try:
-                table.delete(condition)
-            finally:
-                spark.conf.unset(_DV_DELETES)
-            deleted = int(lake.last_operation_metrics(spark, uri).get("numDeletedRows", 0))
-            removed[name] = deleted
+            deleted = lake.delete_rows(spark, uri, condition)
             st.add(rows=deleted)
-            if vacuum and (deleted or _uses_deletion_vectors(spark, uri)):
-                spark.sql(f"REORG TABLE delta.`{uri}` APPLY (PURGE)")
-                spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-                try:
-                    # LITE finds the files to drop in the log, not by listing the table.
-                    spark.sql(f"VACUUM delta.`{uri}` RETAIN 0 HOURS LITE")
-                finally:
-                    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+            if not deleted:
+                continue
+            removed[name] = deleted
+            if vacuum:
+                lake.purge_history(spark, uri)
+                purged.append(name)
     if warehouse and person.advisor_ids:
-        removed.update(_erase_from_warehouse(cfg, sorted(person.advisor_ids)))
+        removed.update(
+            {k: v for k, v in _erase_from_warehouse(cfg, sorted(person.advisor_ids)).items() if v}
+        )
     return {
         "advisor_ids": sorted(person.advisor_ids),
+        "known": person.known,
         "emails": len(person.emails),
         "visitors": len(person.visitors),
         "visitor_ids": sorted({v for _, v in person.visitors}),
         "removed": removed,
+        "purged": purged,
     }
 
 
@@ -190,14 +221,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     who.add_argument("--email")
     parser.add_argument("--no-vacuum", action="store_true", help="delete only (keep old files)")
     parser.add_argument("--no-warehouse", action="store_true", help="leave the warehouse alone")
+    parser.add_argument(
+        "--force", action="store_true", help="erase even if the CRM does not know the person"
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     from decisionlake.spark import get_spark
 
-    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
-    spark = get_spark(cfg, "decisionlake-erase")
-    result = erase(spark, cfg, advisor_id=args.advisor_id, email=args.email,
-                   vacuum=not args.no_vacuum, warehouse=not args.no_warehouse)  # fmt: skip
+    try:
+        check_request(args.advisor_id, args.email)
+        cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+        spark = get_spark(cfg, "decisionlake-erase")
+        result = erase(spark, cfg, advisor_id=args.advisor_id, email=args.email,
+                       vacuum=not args.no_vacuum, warehouse=not args.no_warehouse,
+                       force=args.force)  # fmt: skip
+    except ConfigError as exc:
+        print(f"erase: {exc}", file=sys.stderr)
+        return 2
     for table, rows in sorted(result["removed"].items()):
         print(f"  {table:<40} {rows:>8} row(s) removed")
+    if not result["removed"]:
+        print("  no rows held the person: nothing removed, nothing vacuumed")
     print(json.dumps({k: v for k, v in result.items() if k != "removed"}))
     return 0

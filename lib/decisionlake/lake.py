@@ -15,7 +15,7 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark import inheritable_thread_target
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -48,9 +48,12 @@ def read_binary_files(spark: SparkSession, uri: str) -> DataFrame:
         raise
 
 
-def read_delta(spark: SparkSession, uri: str) -> DataFrame:
-    """A Delta table by URI."""
-    return spark.read.format("delta").load(uri)
+def read_delta(spark: SparkSession, uri: str, *, version: int | None = None) -> DataFrame:
+    """A Delta table by URI (at ``version`` when given: time travel)."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(uri)
 
 
 def read_table(spark: SparkSession, uri: str, fmt: str = "delta") -> DataFrame:
@@ -284,6 +287,44 @@ def source_partition_values(source: DataFrame, column: str) -> list[Any] | None:
     if len(rows) > MAX_PRUNING_VALUES or any(r[0] is None for r in rows):
         return None
     return sorted(r[0] for r in rows)
+
+
+_DV_DELETES = "spark.databricks.delta.delete.deletionVectors.persistent"
+_RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+
+def delete_rows(spark: SparkSession, uri: str, condition: Column) -> int:
+    """DELETE the matching rows by rewriting their files; returns the rows this call removed.
+
+    Copy-on-write even where the table uses deletion vectors (a hidden row is not an erased
+    row). A DELETE that matches nothing writes no commit: that is 0, never the figures of an
+    earlier commit.
+    """
+    table = DeltaTable.forPath(spark, uri)
+    before = _current_version(table)
+    spark.conf.set(_DV_DELETES, "false")
+    try:
+        table.delete(condition)
+    finally:
+        spark.conf.unset(_DV_DELETES)
+    commit = last_operation_metrics(spark, uri)
+    if commit.get("version", before) <= before or commit.get("operation") != "DELETE":
+        return 0
+    return int(commit.get("numDeletedRows", 0))
+
+
+def purge_history(spark: SparkSession, uri: str) -> None:
+    """Rewrite files with deletion vectors and drop every file no longer in the latest version.
+
+    Time travel before now is gone afterwards: only for a table whose rows were just erased.
+    """
+    spark.sql(f"REORG TABLE delta.`{uri}` APPLY (PURGE)")
+    spark.conf.set(_RETENTION_CHECK, "false")
+    try:
+        # LITE finds the files to drop in the log, not by listing the table.
+        spark.sql(f"VACUUM delta.`{uri}` RETAIN 0 HOURS LITE")
+    finally:
+        spark.conf.set(_RETENTION_CHECK, "true")
 
 
 def table_version(spark: SparkSession, uri: str) -> int:

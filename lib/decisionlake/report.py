@@ -92,6 +92,29 @@ def _champion_metrics(cfg: AppConfig) -> list[dict[str, Any]]:
     return out
 
 
+def _promotion_checks(cfg: AppConfig, *, latest: int = 5) -> list[dict[str, Any]]:
+    """The latest versions of each model: role and every promotion check with its figure."""
+    if not cfg.services.mlflow_tracking_uri:
+        return []
+    from decisionlake.models import registry
+
+    client = registry.mlflow_client(cfg).MlflowClient()
+    out = []
+    for name in sorted(cfg.models):
+        versions = client.search_model_versions(f"name='{name}'")
+        for version in sorted(versions, key=lambda v: -int(v.version))[:latest]:
+            tags = dict(version.tags or {})
+            checks = "; ".join(
+                f"{key.removeprefix('check.')}: {value}"
+                for key, value in sorted(tags.items())
+                if key.startswith("check.")
+            )
+            role = tags.get("role", "?")
+            out.append({"model": name, "version": version.version, "role": role,
+                        "checks": checks or "none recorded"})  # fmt: skip
+    return out
+
+
 def render(spark: SparkSession, cfg: AppConfig, results: list[StepResult], *, title: str) -> str:
     """The report as one HTML string."""
     import matplotlib
@@ -166,6 +189,12 @@ def render(spark: SparkSession, cfg: AppConfig, results: list[StepResult], *, ti
             parts.append(_png(fig))
     else:
         parts.append("<p><em>no champion registered yet</em></p>")
+    checks = _promotion_checks(cfg)
+    if checks:
+        parts.append("<h2>Promotion checks</h2>")
+        parts.append("<p>A version is champion only when every check passes; a rejected "
+                     "version is never scored or exported.</p>")  # fmt: skip
+        parts.append(_table(checks, ["model", "version", "role", "checks"]))
     style = ("body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:"
              "collapse;font-size:0.85em;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;"
              "padding:2px 6px;text-align:left}th{background:#eee}")  # fmt: skip

@@ -118,6 +118,10 @@ def execute(
     ctx.log.event("job_start", env=ctx.cfg.env, run_date=ctx.run_date.isoformat())
     try:
         summary = body(ctx)
+    except ConfigError as exc:  # found while running: still the spec's or the input's fault
+        reason = " ".join(str(exc).split())
+        ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])
+        return EXIT_USAGE, f"{name}: {type(exc).__name__}: {reason[:500]}", {}
     except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])

@@ -24,11 +24,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake import lake
-from decisionlake.jobs.train_models import model_job_parser, read_ref, selected_models
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.estimators import LABEL
 from decisionlake.models.scoring import predict
+from decisionlake.models.sources import model_job_parser, read_ref, selected_models
 from decisionlake.models.training import with_labels
 from decisionlake.monitoring import drift
 from decisionlake.runtime import JobContext, run_job
@@ -81,6 +81,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     cfg, day, spark = ctx.cfg, ctx.run_date, ctx.spark
     rows: list[tuple] = []
     alerts: list[str] = []
+    below_baseline: list[str] = []
     summary: dict[str, Any] = {}
     scores_uri = cfg.table_uri("gold.scores")
     for name in selected_models(cfg, ctx.args.model or []):
@@ -116,19 +117,36 @@ def run(ctx: JobContext) -> dict[str, Any]:
             past = lake.read_delta(spark, scores_uri).where(
                 (F.col("model_name") == name) & (F.col("as_of_date") <= F.lit(matured))
             )
-            snapshots = past.select(
+            keys = past.select(
                 F.col("advisor_id").alias(spec.source.id_column),
                 F.col("as_of_date").alias(spec.source.as_of_column),
             )
+            # The scored advisors' snapshots, so the spec's baseline rule can be evaluated too.
+            snapshots = source.join(keys, [spec.source.id_column, spec.source.as_of_column])
+            baseline = F.expr(spec.baseline) if spec.baseline else F.lit(0.0)
             labelled = with_labels(
                 snapshots, events, source=spec.source, label=spec.label, label_through=day
-            ).withColumnsRenamed({spec.source.id_column: "advisor_id",
-                                  spec.source.as_of_column: "as_of_date"})  # fmt: skip
+            ).select(
+                F.col(spec.source.id_column).alias("advisor_id"),
+                F.col(spec.source.as_of_column).alias("as_of_date"),
+                F.col(LABEL),
+                baseline.cast("double").alias("_baseline"),
+            )
             joined = past.join(labelled, ["advisor_id", "as_of_date"])
             if not joined.isEmpty():
                 decay["areaUnderROC"] = ev.auc(joined, F.col("score"))
+                decay["baseline_areaUnderROC"] = ev.auc(joined, F.col("_baseline"))
                 lift = ev.lift_table(joined, F.col("score"))
                 decay["top_decile_lift"] = lift[0]["lift"] if lift else 0.0
+                if decay["areaUnderROC"] < decay["baseline_areaUnderROC"]:
+                    below_baseline.append(
+                        f"{name} v{champion.version}: realised ROC-AUC "
+                        f"{decay['areaUnderROC']:.4f} below its baseline "
+                        f"{decay['baseline_areaUnderROC']:.4f} on labels matured by {day}"
+                    )
+                    registry.mlflow_client(cfg).MlflowClient().set_model_version_tag(
+                        name, champion.version, "below_baseline", day.isoformat()
+                    )
                 n = joined.count()
                 for metric, value in decay.items():
                     rows.append((day, name, champion.version, "performance", metric, None, matured,
@@ -161,6 +179,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             schema=MONITORING_SCHEMA,
             partition_by=["run_date"],
         )
+    alerts.extend(below_baseline)
     published = None
     if alerts:
         ctx.log.event("drift_alert", level="WARNING", alerts=alerts)
@@ -171,7 +190,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 Message=json.dumps({"run_date": day.isoformat(), "alerts": alerts}),
             )["MessageId"]
     return {"run_date": day.isoformat(), "models": summary, "alerts": alerts,
-            "sns_message_id": published}  # fmt: skip
+            "below_baseline": below_baseline, "sns_message_id": published}  # fmt: skip
 
 
 def parser():

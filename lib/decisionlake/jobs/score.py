@@ -9,18 +9,22 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from decisionlake import lake
-from decisionlake.jobs.train_models import model_job_parser, read_ref, selected_models
 from decisionlake.lineage import record_run
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.scoring import SCORES_SCHEMA, linear_explainer, predict, to_scores
+from decisionlake.models.sources import model_job_parser, read_source, selected_models
 from decisionlake.runtime import JobContext, run_job
 
 NAME = "score"
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    """Score with every champion; a model without a champion yet is skipped, not an error."""
+    """Score with every champion that passed its promotion checks.
+
+    A model without a champion yet is skipped, one whose champion lacks passing checks is
+    refused (logged as a warning); neither is an error of the job.
+    """
     cfg, day = ctx.cfg, ctx.run_date
     uri = cfg.table_uri("gold.scores")
     results: dict[str, Any] = {}
@@ -31,8 +35,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
             ctx.log.event("model_skipped", model=name, reason="no champion registered yet")
             results[name] = {"skipped": "no champion registered yet"}
             continue
+        refused = registry.refusal(champion)
+        if refused:
+            # Registries filled before the promotion checks, or a champion set by hand.
+            ctx.log.event("model_refused", level="WARNING", model=name, reason=refused)
+            results[name] = {"refused": refused}
+            continue
         versions: dict[str, Any] = {}
-        snapshot = read_ref(ctx, spec.source, versions).where(
+        snapshot = read_source(ctx, name, spec, versions).where(
             F.col(spec.source.as_of_column) == F.lit(day)
         )
         with ctx.log.stage("score", model=name, version=champion.version) as st:

@@ -9,43 +9,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake import lake
-from decisionlake.config import AppConfig, ConfigError
 from decisionlake.models import registry
-from decisionlake.models.spec import TableRef
+from decisionlake.models.sources import (
+    TrainingDataError,
+    model_job_parser,
+    read_ref,
+    read_source,
+    selected_models,
+)
 from decisionlake.models.train import fit_clustering, fit_supervised
-from decisionlake.runtime import JobContext, job_parser, run_job
+from decisionlake.runtime import JobContext, run_job
 
 NAME = "train_models"
-
-
-def resolve(cfg: AppConfig, ref: TableRef) -> str:
-    """A spec's table: a logical name of the catalog, or a URI as given."""
-    return cfg.table_uri(ref.table) if ref.table in cfg.tables else ref.table
-
-
-def read_ref(ctx: JobContext, ref: TableRef, versions: dict[str, Any]) -> DataFrame:
-    """Read a spec's table and remember the Delta version read (reproducibility)."""
-    uri = resolve(ctx.cfg, ref)
-    df = lake.read_table(ctx.spark, uri, ref.format)
-    if ref.format == "delta":
-        version = lake.table_version(ctx.spark, uri)
-        versions[ref.table] = version
-        return ctx.spark.read.format("delta").option("versionAsOf", version).load(uri)
-    return df
-
-
-def selected_models(cfg: AppConfig, names: list[str]) -> list[str]:
-    unknown = [n for n in names if n not in cfg.models]
-    if unknown:
-        raise ConfigError(
-            f"--model {unknown[0]}: no spec conf/models/{unknown[0]}.yaml "
-            f"(known: {', '.join(sorted(cfg.models))})"
-        )
-    return names or sorted(cfg.models)
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -55,13 +32,16 @@ def run(ctx: JobContext) -> dict[str, Any]:
     for name in selected_models(cfg, ctx.args.model or []):
         spec = cfg.models[name]
         versions: dict[str, Any] = {}
-        snapshots = read_ref(ctx, spec.source, versions).where(
-            F.col(spec.source.as_of_column) <= F.lit(ctx.run_date)
-        )
+        as_of = F.col(spec.source.as_of_column)
+        snapshots = read_source(ctx, name, spec, versions).where(as_of <= F.lit(ctx.run_date))
+        # Today's production snapshot: the rows `score` will see, scored as a promotion check.
+        latest = snapshots.agg(F.max(as_of).alias("d")).first()["d"]
+        if latest is None:
+            raise TrainingDataError(
+                f"models.{name}: {spec.source.table} has no snapshot on or before {ctx.run_date}"
+            )
+        production = snapshots.where(as_of == F.lit(latest))
         if spec.task == "clustering":
-            latest = snapshots.agg(F.max(spec.source.as_of_column).alias("d")).first()["d"]
-            if latest is None:
-                raise ValueError(f"models.{name}: {spec.source.table} has no snapshot yet")
             outcome = fit_clustering(
                 spec, name=name, snapshots=snapshots, as_of=latest, log=ctx.log
             )
@@ -83,14 +63,19 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 run_date=ctx.run_date.isoformat(),
                 input_versions=versions,
                 job_run_id=ctx.run_id,
+                production=production,
+                production_date=str(latest),
             )
-            st.add(version=decision.version, promoted=decision.promoted, reason=decision.reason)
+            st.add(version=decision.version, role=decision.role, reason=decision.reason)
         ctx.log.event(
             "champion_decision",
+            level="INFO" if decision.role != "rejected" else "WARNING",
             model=name,
             version=decision.version,
+            role=decision.role,
             promoted=decision.promoted,
             reason=decision.reason,
+            checks=list(decision.checks),
         )
         results[name] = {
             "estimator": outcome.candidate,
@@ -99,7 +84,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
             "version": decision.version,
             "mlflow_run_id": decision.run_id,
             "promoted": decision.promoted,
+            "role": decision.role,
             "decision": decision.reason,
+            "checks": list(decision.checks),
             "train_dates": [d.isoformat() for d in outcome.train_dates],
             "test_dates": [d.isoformat() for d in outcome.test_dates],
             "inputs": versions,
@@ -107,13 +94,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
             "top_importance": outcome.importance[:5],
         }
     return {"run_date": ctx.run_date.isoformat(), "models": results}
-
-
-def model_job_parser(name: str, description: str):
-    """The job parser of the model jobs: ``--model`` picks specs (default: all)."""
-    p = job_parser(name, description)
-    p.add_argument("--model", action="append", help="model spec name (repeatable; default all)")
-    return p
 
 
 def parser():

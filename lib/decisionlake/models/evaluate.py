@@ -120,6 +120,43 @@ def lift_table(predictions: DataFrame, score: Column) -> list[dict[str, Any]]:
     return out
 
 
+def wilson_interval(positives: float, rows: float, *, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate (95% by default); (0, 1) when there are no rows."""
+    if rows <= 0:
+        return 0.0, 1.0
+    p = positives / rows
+    centre = (p + z * z / (2 * rows)) / (1 + z * z / rows)
+    half = z / (1 + z * z / rows) * (p * (1 - p) / rows + z * z / (4 * rows * rows)) ** 0.5
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def top_decile_lift(lift: list[dict[str, Any]]) -> dict[str, float]:
+    """Top-decile lift with the Wilson interval of the decile's response rate, over the base.
+
+    A lift on few positives is wide: "3.8x (1.9 .. 6.5)" is not read as certain.
+    """
+    if not lift:
+        return {"top_decile_lift": 0.0, "top_decile_lift_low": 0.0, "top_decile_lift_high": 0.0}
+    rows = sum(r["rows"] for r in lift)
+    base = sum(r["positives"] for r in lift) / rows if rows else 0.0
+    top = lift[0]
+    low, high = wilson_interval(top["positives"], top["rows"])
+    return {
+        "top_decile_lift": top["lift"],
+        "top_decile_lift_low": low / base if base else 0.0,
+        "top_decile_lift_high": high / base if base else 0.0,
+        "top_decile_positives": float(top["positives"]),
+    }
+
+
+def expected_calibration_error(table: list[dict[str, Any]]) -> float:
+    """Sum over bins of rows_b / rows * |mean predicted_b - observed rate_b|."""
+    total = sum(r["rows"] for r in table)
+    if not total:
+        return float("nan")
+    return float(sum(r["rows"] / total * abs(r["predicted"] - r["observed"]) for r in table))
+
+
 def roc_points(predictions: DataFrame, score: Column, bins: int = 200) -> list[tuple[float, float]]:
     """(FPR, TPR) from positives/negatives per score bin (``bins`` rows to the driver)."""
     binned = (

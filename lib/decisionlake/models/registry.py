@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
 
 from decisionlake.config import AppConfig
 from decisionlake.models import evaluate as ev
-from decisionlake.models.spec import LOWER_IS_BETTER
+from decisionlake.models import promotion
+from decisionlake.models.promotion import CHAMPION, Check
+from decisionlake.models.scoring import predict
 from decisionlake.models.train import FitOutcome
 
 EXPERIMENT = "decisionlake-models"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Decision:
     metric: str
     new_value: float
     champion_value: float | None
+    role: str = CHAMPION
+    checks: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Champion:
     version: str
     run_id: str
     model: PipelineModel
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def mlflow_client(cfg: AppConfig) -> Any:
@@ -67,19 +71,6 @@ def _experiment_id(cfg: AppConfig, mlflow: Any) -> str:
     return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
 
 
-def better(new: float, old: float, *, metric: str, margin: float) -> bool:
-    """Whether ``new`` beats ``old`` by at least ``margin`` in the metric's direction."""
-    if metric in LOWER_IS_BETTER:
-        return new <= old - margin
-    return new >= old + margin
-
-
-def meets_floor(value: float, *, metric: str, floor: float | None) -> bool:
-    if floor is None:
-        return True
-    return value <= floor if metric in LOWER_IS_BETTER else value >= floor
-
-
 def _plots(outcome: FitOutcome, folder: Path) -> list[Path]:
     return ev.save_plots(
         folder,
@@ -99,8 +90,14 @@ def record(
     run_date: str,
     input_versions: dict[str, Any],
     job_run_id: str,
+    production: DataFrame,
+    production_date: str,
 ) -> Decision:
-    """Log params/metrics/plots/model, register a version and apply the champion rule."""
+    """Log params/metrics/plots/model, register a version, run the promotion checks.
+
+    ``production`` is today's snapshot (the rows ``score`` will see): the new version must
+    score it sanely before it may become the champion.
+    """
     mlflow = mlflow_client(cfg)
     from mlflow.models import infer_signature
 
@@ -160,37 +157,108 @@ def record(
         finally:
             context.setLogLevel(cfg.spark.log_level)
     version = str(info.registered_model_version)
-
+    logged = [a.path for a in client.list_artifacts(run.info.run_id)]
     champion = current_champion(cfg, outcome.name)
-    floor = spec.promotion.min_metric
-    if not meets_floor(new_value, metric=metric, floor=floor):
-        promoted, old = False, None
-        reason = f"{metric} {new_value:.4f} does not reach the promotion floor {floor}"
-    elif champion is None:
-        promoted, old = True, None
-        reason = f"no champion yet; {metric} {new_value:.4f}"
+    checks = _checks(
+        outcome,
+        new_value=new_value,
+        champion=champion,
+        production=production,
+        production_date=production_date,
+        logged=logged,
+        has_signature=info.signature is not None,
+    )
+    verdict = promotion.decide(checks, mode=spec.promotion.mode)
+    old = next((c.bound for c in checks if c.name == promotion.CHAMPION_CHECK), None)
+    client.log_dict(
+        run.info.run_id, {"checks": [c.as_dict() for c in checks]}, "promotion_checks.json"
+    )
+    tags = {
+        **{f"check.{c.name}": c.tag() for c in checks},
+        promotion.CHECKS_PASSED_TAG: str(verdict.all_passed).lower(),
+        promotion.MODE_TAG: verdict.mode,
+        "failed_checks": ",".join(verdict.failed) or "none",
+        "decision": verdict.reason[:5000],
+        "role": verdict.role,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(outcome.name, version, key, value)
+    client.set_registered_model_alias(outcome.name, verdict.role, version)
+    return Decision(
+        outcome.name,
+        version,
+        run.info.run_id,
+        verdict.promoted,
+        verdict.reason,
+        metric,
+        new_value,
+        old,
+        role=verdict.role,
+        checks=tuple(c.as_dict() for c in checks),
+    )
+
+
+def _checks(
+    outcome: FitOutcome,
+    *,
+    new_value: float,
+    champion: Champion | None,
+    production: DataFrame,
+    production_date: str,
+    logged: list[str],
+    has_signature: bool,
+) -> list[Check]:
+    """Every promotion check of a new version, in a fixed order."""
+    spec = outcome.spec
+    metric = spec.selection.metric
+    checks: list[Check] = []
+    baseline = outcome.metrics.get(f"baseline_{metric}")
+    if baseline is not None:
+        checks.append(
+            promotion.beats_baseline(
+                new_value, baseline, metric=metric, margin=spec.promotion.baseline_margin
+            )
+        )
     else:
+        checks.append(Check("beats_baseline", False, new_value, None, "no baseline computed"))
+    if spec.promotion.min_metric is not None:
+        checks.append(
+            promotion.reaches_floor(new_value, metric=metric, floor=spec.promotion.min_metric)
+        )
+    old: float | None = None
+    if champion is not None:
         try:
             old = outcome.judge(champion.model)
-        except Exception as exc:  # e.g. the champion needs columns the source no longer has
+        except Exception:  # e.g. the champion needs columns the source no longer has
             old = None
-            promoted = True
-            reason = f"champion v{champion.version} cannot score the test snapshot ({exc})"
-        else:
-            promoted = better(new_value, old, metric=metric, margin=spec.promotion.margin)
-            verb = "beats" if promoted else "does not beat"
-            reason = (
-                f"{metric} {new_value:.4f} {verb} champion v{champion.version} ({old:.4f}) "
-                f"by the margin {spec.promotion.margin} on the same test snapshot"
+    checks.append(
+        promotion.beats_champion(
+            new_value,
+            old,
+            version=champion.version if champion else None,
+            metric=metric,
+            margin=spec.promotion.margin,
+        )
+    )
+    scored = predict(outcome.model, production, spec=spec)
+    column = "prediction" if spec.task == "clustering" else ev.SCORE
+    low, high = promotion.score_range(
+        spec,
+        label_min=outcome.label_range[0],
+        label_max=outcome.label_range[1],
+        segments=int(outcome.metrics.get("segments", 0)),
+    )
+    stats = promotion.production_stats(scored, score_column=column)
+    checks.append(promotion.scores_production(stats, low=low, high=high, as_of=production_date))
+    if spec.task == "classification":
+        checks.append(
+            promotion.calibration(
+                outcome.metrics.get("expected_calibration_error", float("nan")),
+                bound=spec.promotion.max_calibration_error,
             )
-    client.set_registered_model_alias(outcome.name, CHAMPION if promoted else CHALLENGER, version)
-    client.set_model_version_tag(outcome.name, version, "decision", reason)
-    client.set_model_version_tag(
-        outcome.name, version, "role", CHAMPION if promoted else CHALLENGER
-    )
-    return Decision(
-        outcome.name, version, run.info.run_id, promoted, reason, metric, new_value, old
-    )
+        )
+    checks.append(promotion.artifacts(logged, has_signature=has_signature))
+    return checks
 
 
 def current_champion(cfg: AppConfig, model_name: str) -> Champion | None:
@@ -202,4 +270,27 @@ def current_champion(cfg: AppConfig, model_name: str) -> Champion | None:
     except mlflow.exceptions.MlflowException:
         return None
     model = mlflow.spark.load_model(f"models:/{model_name}@{CHAMPION}")
-    return Champion(model_name, str(found.version), str(found.run_id), model)
+    return Champion(
+        model_name, str(found.version), str(found.run_id), model, dict(found.tags or {})
+    )
+
+
+def refusal(champion: Champion) -> str | None:
+    """Why ``score`` must not use this champion (None: it may).
+
+    A champion qualifies when its promotion checks were recorded and passed, or when its spec
+    promoted it in shadow mode (checks recorded, not enforced). Versions registered before the
+    checks existed have none and are refused until retrained.
+    """
+    tags = champion.tags
+    passed = tags.get(promotion.CHECKS_PASSED_TAG)
+    if passed == "true":
+        return None
+    if passed is None:
+        return (
+            f"champion v{champion.version} has no promotion checks recorded; retrain it "
+            "(decisionlake run train_models ...)"
+        )
+    if tags.get(promotion.MODE_TAG) == promotion.SHADOW:
+        return None
+    return f"champion v{champion.version} failed {tags.get('failed_checks', 'its checks')}"

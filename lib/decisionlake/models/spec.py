@@ -84,12 +84,18 @@ class SelectionSpec:
 
 @dataclass(frozen=True)
 class PromotionSpec:
-    """When a new model becomes the champion."""
+    """When a new model becomes the champion (checks in :mod:`decisionlake.models.promotion`)."""
 
     margin: float = 0.0
     """It must beat the champion by at least this much on the same test snapshot."""
     min_metric: float | None = None
     """And reach at least this (at most, for error metrics) to be promoted at all."""
+    baseline_margin: float = 0.0
+    """It must beat the baseline on the test snapshot by at least this much."""
+    max_calibration_error: float = 0.1
+    """Classifiers: expected calibration error on the test snapshot at most this."""
+    mode: Literal["enforce", "shadow"] = "enforce"
+    """shadow: every check is evaluated and recorded, only the champion comparison decides."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,9 @@ class ModelSpec:
     top_features: int = 3
     seed: int = 42
     baseline: str = ""
-    """SQL expression of a trivial score (higher = more likely) the model must beat."""
+    """SQL expression of a trivial score (higher = more likely) the model must beat; empty:
+    the training prior (classification), the training mean (regression), a random assignment
+    to as many segments (clustering)."""
     snapshot_dates: int = 0
     """How many of the latest as-of dates to learn from (0: all available)."""
 

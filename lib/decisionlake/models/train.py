@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from decisionlake.logs import JobLogger
 from decisionlake.models import evaluate as ev
 from decisionlake.models.estimators import FEATURES, LABEL, REDUCED, WEIGHT, make_estimator
+from decisionlake.models.sources import TrainingDataError, check_columns
 from decisionlake.models.spec import LOWER_IS_BETTER, ModelSpec
 from decisionlake.models.training import (
     feature_names,
@@ -29,10 +30,6 @@ from decisionlake.models.training import (
     with_fold,
     with_labels,
 )
-
-
-class TrainingDataError(ValueError):
-    """The source or label table cannot produce a training set for the spec."""
 
 
 @dataclass
@@ -53,21 +50,13 @@ class FitOutcome:
     judge: Callable[[PipelineModel], float]
     """The selection metric of any model on ``evaluation_data``."""
     feature_columns: list[str]
+    label_range: tuple[float, float] = (0.0, 0.0)
+    """The training label's (min, max): the span a sane regression score stays near."""
     importance: list[tuple[str, float]] = field(default_factory=list)
     tables: dict[str, Any] = field(default_factory=dict)
     variance: list[float] = field(default_factory=list)
     roc: list[tuple[float, float]] = field(default_factory=list)
     dropped_features: list[str] = field(default_factory=list)
-
-
-def check_columns(df: DataFrame, columns: list[str], *, what: str, table: str) -> None:
-    """Fail with the unknown names (and the table's columns) before any Spark job runs."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise TrainingDataError(
-            f"{what}: unknown column(s) {', '.join(missing)} in {table} "
-            f"(has: {', '.join(sorted(df.columns))})"
-        )
 
 
 def _estimator_slot(model: PipelineModel, n_prep: int) -> Any:
@@ -109,6 +98,58 @@ def _param_maps(spec: ModelSpec, pipeline: Pipeline, prep: list[Any]):
                 }
             )
     return maps, described
+
+
+def split_stats(data: DataFrame, *, as_of_column: str, test_dates: list[date]) -> dict:
+    """Rows, label mean/min/max and positives of the train and test rows (one aggregate)."""
+    is_test = F.col(as_of_column).isin(*test_dates)
+    rows = (
+        data.groupBy(is_test.alias("is_test"))
+        .agg(
+            F.count("*").alias("rows"),
+            F.avg(LABEL).alias("rate"),
+            F.min(LABEL).alias("min"),
+            F.max(LABEL).alias("max"),
+            F.countDistinct(LABEL).alias("distinct"),
+        )
+        .collect()  # two rows
+    )
+    empty = {"rows": 0, "rate": None, "min": None, "max": None, "distinct": 0}
+    found = {bool(r["is_test"]): r.asDict() for r in rows}
+    return {"train": found.get(False, empty), "test": found.get(True, empty)}
+
+
+def check_split(
+    name: str,
+    spec: ModelSpec,
+    train_dates: list[date],
+    test_dates: list[date],
+    train: dict[str, Any],
+    test: dict[str, Any],
+) -> None:
+    """Refuse a split that would evaluate on training rows or on nothing (exit 2)."""
+    where = f"models.{name}"
+    overlap = sorted(set(train_dates) & set(test_dates))
+    if overlap:
+        raise TrainingDataError(
+            f"{where}: test date(s) {', '.join(map(str, overlap))} are also training dates"
+        )
+    if train_dates and test_dates and max(train_dates) >= min(test_dates):
+        raise TrainingDataError(
+            f"{where}: training date {max(train_dates)} is not before the test snapshot "
+            f"{min(test_dates)}"
+        )
+    if not train["rows"] or not test["rows"]:
+        raise TrainingDataError(
+            f"{where}: {train['rows']} training and {test['rows']} test rows on train dates "
+            f"{', '.join(map(str, train_dates))} / test dates {', '.join(map(str, test_dates))}; "
+            "use a later --run-date or more history"
+        )
+    if spec.task == "classification" and train["distinct"] < 2:
+        raise TrainingDataError(
+            f"{where}: the training label is constant ({train['min']}) on "
+            f"{', '.join(map(str, train_dates))}; a classifier needs both classes"
+        )
 
 
 def fit_supervised(
@@ -161,14 +202,17 @@ def fit_supervised(
         train = data.where(F.col(as_of).isin(*train_dates))
         test = data.where(F.col(as_of).isin(*test_dates))
         profile = feature_profile(train, spec.features)
-        stats = train.agg(F.avg(LABEL).alias("rate"), F.count("*").alias("rows")).first()
+        splits = split_stats(data, as_of_column=as_of, test_dates=test_dates)
+        stats, test_stats = splits["train"], splits["test"]
         st.add(
             train_dates=[d.isoformat() for d in train_dates],
             test_dates=[d.isoformat() for d in test_dates],
             train_rows=stats["rows"],
+            test_rows=test_stats["rows"],
             train_label_mean=round(float(stats["rate"] or 0.0), 5),
             features_without_values=profile["empty"],
         )
+        check_split(name, spec, train_dates, test_dates, stats, test_stats)
     classification = spec.task == "classification"
     if classification and spec.balance_classes:
         train = train.transform(with_class_weights, positive_rate=float(stats["rate"] or 0.0))
@@ -231,16 +275,24 @@ def fit_supervised(
             tables["lift"] = ev.lift_table(predictions, p)
             tables["calibration"] = ev.calibration_table(predictions, p)
             roc = ev.roc_points(predictions, p)
-            metrics["top_decile_lift"] = tables["lift"][0]["lift"] if tables["lift"] else 0.0
-            if spec.baseline:
-                metrics["baseline_areaUnderROC"] = ev.auc(test, F.expr(spec.baseline))
+            metrics.update(ev.top_decile_lift(tables["lift"]))
+            metrics["expected_calibration_error"] = ev.expected_calibration_error(
+                tables["calibration"]
+            )
+            # The baseline: the spec's rule, or the training prior for everyone.
+            prior = float(stats["rate"] or 0.0)
+            baseline = F.expr(spec.baseline) if spec.baseline else F.lit(prior)
+            for name_ in dict.fromkeys(("areaUnderROC", metric)):
+                metrics[f"baseline_{name_}"] = ev.auc(test, baseline, name_)
         else:
             metrics = ev.regression_metrics(predictions)
-            if spec.baseline:
-                base = test.select(
-                    F.col(LABEL), F.expr(spec.baseline).cast("double").alias("prediction")
-                )
-                metrics["baseline_rmse"] = ev.regression_metrics(base)["rmse"]
+            # The baseline: the spec's rule, or the training mean for everyone.
+            mean = float(stats["rate"] or 0.0)
+            baseline = F.expr(spec.baseline) if spec.baseline else F.lit(mean)
+            base = test.select(F.col(LABEL), baseline.cast("double").alias("prediction"))
+            for key, value in ev.regression_metrics(base).items():
+                if key != "rows":
+                    metrics[f"baseline_{key}"] = value
         metrics["validation_" + metric] = float(scores[best])
         predictions.unpersist()
         st.add(**{k: round(v, 5) for k, v in metrics.items()})
@@ -271,6 +323,7 @@ def fit_supervised(
         tables=tables,
         roc=roc,
         dropped_features=profile["empty"],
+        label_range=(float(stats["min"] or 0.0), float(stats["max"] or 0.0)),
     )
 
 
@@ -338,6 +391,7 @@ def fit_clustering(
                silhouette=round(best_score, 4))  # fmt: skip
     model = PipelineModel(stages=[*prep_model.stages, pca, best_model])
     segments = model.transform(data)
+
     profile_rows = (
         segments.groupBy(F.col("prediction").alias("segment"))
         .agg(
@@ -347,6 +401,11 @@ def fit_clustering(
         .orderBy("segment")
         .collect()  # one row per segment
     )
+    # The baseline: the same rows assigned at random to as many segments.
+    random_assignment = reduced.withColumn(
+        "prediction", F.floor(F.rand(spec.seed) * F.lit(max(len(profile_rows), 2))).cast("int")
+    )
+    baseline_silhouette = ev.silhouette(random_assignment, REDUCED)
     reduced.unpersist()
     prepared.unpersist()
 
@@ -365,6 +424,7 @@ def fit_clustering(
             "pca_explained_variance": sum(variance[:keep]),
             "segments": float(len(profile_rows)),
             "rows": float(profile["rows"]),
+            "baseline_silhouette": baseline_silhouette,
         },
         candidates=described,
         train_dates=[as_of],
