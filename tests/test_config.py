@@ -122,3 +122,29 @@ def test_tables_cli_config_error_is_one_line() -> None:
     )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("decisionlake: ConfigError: spark.bogus")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("spark.shuffle_partitions", "0", r"spark\.shuffle_partitions: 0 must be > 0"),
+        ("spark.driver_memory", "abc", r"spark\.driver_memory: 'abc' must be a size"),
+        ("ingest.clickstream.min_event_date", "not-a-date", r"min_event_date: .* must be a date"),
+        ("ingest.clickstream.max_late_days", "-1", r"max_late_days: -1 must be >= 0"),
+        ("clickstream.lookback_days", "-2", r"clickstream\.lookback_days: -2 must be >= 0"),
+        ("generator.late_rate", "1.5", r"generator\.late_rate: 1\.5 must be between 0 and 1"),
+    ],
+)
+def test_values_out_of_range_fail_at_start_up_with_their_key_path(
+    key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("test", overrides=[f"{key}={value}"])
+
+
+def test_a_value_out_of_range_is_a_usage_error_of_the_job(capsys: pytest.CaptureFixture) -> None:
+    from decisionlake.jobs import ingest_clickstream
+
+    argv = ["--env", "test", "--run-date", "2026-11-24", "--set", "spark.shuffle_partitions=0"]
+    assert ingest_clickstream.main(argv) == 2  # before any session is built: no hang
+    assert "spark.shuffle_partitions: 0 must be > 0" in capsys.readouterr().err

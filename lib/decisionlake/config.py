@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,14 +37,37 @@ class ConfigError(ValueError):
     """Raised when configuration is missing, unknown or of the wrong type."""
 
 
+_MEMORY = re.compile(r"[1-9][0-9]*[kmgt]?", re.IGNORECASE)
+_CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "positive": (lambda v: v > 0, "must be > 0"),
+    "non_negative": (lambda v: v >= 0, "must be >= 0"),
+    "fraction": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "memory": (lambda v: bool(_MEMORY.fullmatch(str(v))), "must be a size like 512m or 4g"),
+    "date": (lambda v: _is_iso_date(v), "must be a date YYYY-MM-DD"),
+}
+
+
+def _is_iso_date(value: Any) -> bool:
+    try:
+        date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _checked(default: Any, check: str) -> Any:
+    """A field whose value is range-checked at load time (``--set`` values too)."""
+    return field(default=default, metadata={"check": check})
+
+
 @dataclass(frozen=True)
 class SparkConfig:
     """How the SparkSession is built."""
 
     mode: Literal["local", "emr"] = "local"
     master: str = "local[*]"
-    shuffle_partitions: int = 8
-    driver_memory: str = "4g"
+    shuffle_partitions: int = _checked(8, "positive")
+    driver_memory: str = _checked("4g", "memory")
     ui_enabled: bool = False
     log_level: str = "WARN"
     conf: dict[str, str] = field(default_factory=dict)
@@ -71,10 +95,10 @@ class PathsConfig:
 class ClickstreamIngestConfig:
     """Validation limits for raw web events."""
 
-    max_line_bytes: int = 32_768
-    max_late_days: int = 3
-    max_future_skew_minutes: int = 10
-    min_event_date: str = "2015-01-01"
+    max_line_bytes: int = _checked(32_768, "positive")
+    max_late_days: int = _checked(3, "non_negative")
+    max_future_skew_minutes: int = _checked(10, "non_negative")
+    min_event_date: str = _checked("2015-01-01", "date")
     event_types: list[str] = field(
         default_factory=lambda: [
             "page_view",
@@ -103,9 +127,9 @@ class BotRulesConfig:
     crawler_pattern: str = (
         r"(?i)(bot|crawler|spider|slurp|crawl|headless|python-requests|curl/|wget|scrapy)"
     )
-    max_events_per_minute: int = 20
-    max_session_hours: float = 4.0
-    min_page_views_without_pings: int = 10
+    max_events_per_minute: int = _checked(20, "positive")
+    max_session_hours: float = _checked(4.0, "positive")
+    min_page_views_without_pings: int = _checked(10, "positive")
 
 
 @dataclass(frozen=True)
@@ -122,10 +146,10 @@ class ReferrerRulesConfig:
 class ClickstreamConfig:
     """Sessionization, engaged time, late data and bot filtering."""
 
-    session_timeout_minutes: int = 30
-    lookback_days: int = 3
-    heartbeat_seconds: int = 10
-    min_visit_seconds: int = 10
+    session_timeout_minutes: int = _checked(30, "positive")
+    lookback_days: int = _checked(3, "non_negative")
+    heartbeat_seconds: int = _checked(10, "positive")
+    min_visit_seconds: int = _checked(10, "non_negative")
     bots: BotRulesConfig = field(default_factory=BotRulesConfig)
     referrers: ReferrerRulesConfig = field(default_factory=ReferrerRulesConfig)
 
@@ -134,7 +158,7 @@ class ClickstreamConfig:
 class IdentityConfig:
     """Identity stitching."""
 
-    max_iterations: int = 30
+    max_iterations: int = _checked(30, "positive")
 
 
 @dataclass(frozen=True)
@@ -168,19 +192,19 @@ class SentimentConfig:
     positive: list[str] = field(default_factory=list)
     negative: list[str] = field(default_factory=list)
     negators: list[str] = field(default_factory=list)
-    negation_window: int = 3
+    negation_window: int = _checked(3, "non_negative")
 
 
 @dataclass(frozen=True)
 class TextConfig:
     """CRM notes: ingest limits, the text pipeline and the finance lexicon."""
 
-    max_document_bytes: int = 200_000
-    lda_topics: int = 6
-    lda_max_iterations: int = 30
-    vocab_size: int = 3000
-    min_doc_freq: int = 2
-    top_terms: int = 10
+    max_document_bytes: int = _checked(200_000, "positive")
+    lda_topics: int = _checked(6, "positive")
+    lda_max_iterations: int = _checked(30, "positive")
+    vocab_size: int = _checked(3000, "positive")
+    min_doc_freq: int = _checked(2, "positive")
+    top_terms: int = _checked(10, "positive")
     seed: int = 7
     windows_days: list[int] = field(default_factory=lambda: [30, 90])
     domain_stop_words: list[str] = field(default_factory=list)
@@ -214,10 +238,10 @@ class Expectation:
     pattern: str = ""
     to_table: str = ""
     to_column: str = ""
-    max_age_days: int = 0
+    max_age_days: int = _checked(0, "non_negative")
     min_ratio: float = 0.0
     max_ratio: float = 0.0
-    history: int = 7
+    history: int = _checked(7, "positive")
 
 
 @dataclass(frozen=True)
@@ -232,16 +256,16 @@ class QualityConfig:
 class GeneratorConfig:
     """Defaults of the synthetic data generator."""
 
-    advisors: int = 200
-    days: int = 1
+    advisors: int = _checked(200, "positive")
+    days: int = _checked(1, "positive")
     seed: int = 42
-    anonymous_visitor_ratio: float = 0.5
+    anonymous_visitor_ratio: float = _checked(0.5, "fraction")
     bots: int = 5
-    duplicate_rate: float = 0.01
-    late_rate: float = 0.02
-    malformed_rate: float = 0.005
+    duplicate_rate: float = _checked(0.01, "fraction")
+    late_rate: float = _checked(0.02, "fraction")
+    malformed_rate: float = _checked(0.005, "fraction")
     notes_per_advisor_per_day: float = 0.3
-    partitions: int = 4
+    partitions: int = _checked(4, "positive")
 
 
 @dataclass(frozen=True)
@@ -261,8 +285,8 @@ class ServicesConfig:
 class MonitoringConfig:
     """Drift bins and the PSI at which a model is flagged for retraining."""
 
-    bins: int = 10
-    psi_alert: float = 0.25
+    bins: int = _checked(10, "positive")
+    psi_alert: float = _checked(0.25, "positive")
 
 
 @dataclass(frozen=True)
@@ -295,13 +319,13 @@ class WarehouseConfig:
     backend: Literal["postgres", "redshift_data_api", "redshift_connector"] = "postgres"
     staging: str = ""
     """Staging prefix for the Parquet the warehouse loads; default <artifacts>/warehouse-staging."""
-    varchar_headroom: float = 1.5
-    min_varchar: int = 16
-    max_rows_per_file: int = 2_000_000
+    varchar_headroom: float = _checked(1.5, "positive")
+    min_varchar: int = _checked(16, "positive")
+    max_rows_per_file: int = _checked(2_000_000, "positive")
     """Staged Parquet: at most this many rows per file (~60 MB of score rows)."""
-    max_files: int = 64
+    max_files: int = _checked(64, "positive")
     """Staged Parquet: one file per partition up to this many (COPY loads files in parallel)."""
-    load_connections: int = 4
+    load_connections: int = _checked(4, "positive")
     """PostgreSQL: staged files are COPYed in parallel over this many connections."""
     exports: dict[str, ExportTableConfig] = field(default_factory=dict)
     redshift: RedshiftConfig = field(default_factory=RedshiftConfig)
@@ -578,6 +602,11 @@ def _build(cls: Any, data: Any, path: str) -> Any:
         sub = f"{path}.{name}" if path else name
         if name in data:
             kwargs[name] = _coerce(hints[name], data[name], sub)
+            check = fld.metadata.get("check")
+            if check and kwargs[name] is not None:
+                accepts, rule = _CHECKS[check]
+                if not accepts(kwargs[name]):
+                    raise ConfigError(f"{sub}: {kwargs[name]!r} {rule}")
         elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{sub}: missing required value")
     return cls(**kwargs)
