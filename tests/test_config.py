@@ -148,3 +148,26 @@ def test_a_value_out_of_range_is_a_usage_error_of_the_job(capsys: pytest.Capture
     argv = ["--env", "test", "--run-date", "2026-11-24", "--set", "spark.shuffle_partitions=0"]
     assert ingest_clickstream.main(argv) == 2  # before any session is built: no hang
     assert "spark.shuffle_partitions: 0 must be > 0" in capsys.readouterr().err
+
+
+def test_the_cli_exits_quietly_when_its_output_pipe_closes() -> None:
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "decisionlake.cli", "tables", "--json", "--env", "test"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader_gone.stdout is not None and reader_gone.stderr is not None
+    reader_gone.stdout.close()  # like `| head` that has already exited: every write fails
+    err = reader_gone.stderr.read().decode()
+    assert reader_gone.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
+def test_run_help_lists_the_jobs_and_the_common_options() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "decisionlake.cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "ingest_clickstream" in done.stdout and "--run-date YYYY-MM-DD" in done.stdout

@@ -12,7 +12,13 @@ from decisionlake.config import SentimentConfig, load_config
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
 from decisionlake.text.emails import parse_eml, parse_eml_bytes
-from decisionlake.text.features import detect_language, lexicon_scores, sentiment_scores, tokenize
+from decisionlake.text.features import (
+    detect_language,
+    dominant_topic,
+    lexicon_scores,
+    sentiment_scores,
+    tokenize,
+)
 from decisionlake.text.redact import with_redacted
 
 
@@ -184,3 +190,19 @@ def test_candidates_quarantine_reasons_for_files_and_lines(spark: SparkSession) 
         ("MISSING_BODY", "utf-8"),
     ]
     assert rows[0]["body"] == "café ok"
+
+
+def test_dominant_topic_numbers_topics_from_zero_like_the_topics_table(
+    spark: SparkSession,
+) -> None:
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField("dist", T.ArrayType(T.DoubleType()))])
+    rows = [([0.9, 0.05, 0.05],), ([0.1, 0.2, 0.7],), ([0.4, 0.4, 0.2],)]
+    got = [
+        r["t"]
+        for r in spark.createDataFrame(rows, schema)
+        .select(dominant_topic(F.col("dist")).alias("t"))
+        .collect()
+    ]
+    assert got == [0, 2, 0]  # LDA's describeTopics numbers the first topic 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -28,10 +29,35 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     from decisionlake.jobs import JOBS
 
+    asked = args.job in ("-h", "--help") or (args.job is None and {"-h", "--help"} & set(rest))
+    if asked or args.job is None:
+        print(_run_usage(JOBS), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     if args.job not in JOBS:
         print(f"unknown job {args.job!r}; known: {', '.join(sorted(JOBS))}", file=sys.stderr)
         return 2
     return int(importlib.import_module(JOBS[args.job]).main(rest))
+
+
+def _run_usage(jobs: dict[str, str]) -> str:
+    """``decisionlake run --help``: the jobs and the options every job takes."""
+    lines = [
+        "usage: decisionlake run JOB --env ENV --run-date YYYY-MM-DD [--set KEY.PATH=VALUE ...]",
+        "                          [--config DIR] [--run-id ID]",
+        "",
+        "jobs:",
+        *[f"  {name}" for name in sorted(jobs)],
+        "",
+        "options every job takes:",
+        "  --env ENV              configuration environment (conf/<env>), default local",
+        "  --run-date YYYY-MM-DD  the day the job processes (required)",
+        "  --set KEY.PATH=VALUE   override one configuration value (repeatable)",
+        "  --config DIR           configuration folder (default: conf/)",
+        "  --run-id ID            defaults to a new UUID",
+        "",
+        "decisionlake run JOB --help shows the job's own options.",
+    ]
+    return "\n".join(lines)
 
 
 def _cmd_infra(args: argparse.Namespace) -> int:
@@ -160,8 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     tables = with_env(sub.add_parser("tables", help="print the table catalog"))
     tables.add_argument("--json", action="store_true")
 
-    run = sub.add_parser("run", help="run one job: decisionlake run NAME --env E --run-date D")
-    run.add_argument("job")
+    run = sub.add_parser(
+        "run", help="run one job: decisionlake run NAME --env E --run-date D", add_help=False
+    )
+    run.add_argument("job", nargs="?", default=None)
 
     gen = with_env(sub.add_parser("generate", help="write synthetic data to the landing zone"))
     gen.add_argument("--days", type=int, default=None)
@@ -210,7 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point."""
+    """Console entry point; a closed output pipe (``| head``) ends it quietly."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "erase":

@@ -89,6 +89,14 @@ def build_pipeline(settings: TextConfig) -> Pipeline:
     )
 
 
+def dominant_topic(distribution: Column) -> Column:
+    """The index of the largest topic weight, from 0 like LDA's topics in gold.text_topics.
+
+    (``array_position`` counts from 1; the first of equal weights wins.)
+    """
+    return (F.array_position(distribution, F.array_max(distribution)) - 1).cast("int")
+
+
 def topic_terms(model: PipelineModel, *, top_terms: int) -> list[dict[str, Any]]:
     """Top terms per topic: k x top_terms small rows for people to read."""
     vocabulary = next(s for s in model.stages if isinstance(s, CountVectorizerModel)).vocabulary
@@ -206,7 +214,7 @@ def score_notes(
         "language",
         "is_english",
         topics.alias("topic_dist"),
-        F.array_position(topics, F.array_max(topics)).cast("int").alias("dominant_topic"),
+        dominant_topic(topics).alias("dominant_topic"),
         *lex,
         "sentiment_positive",
         "sentiment_negative",
