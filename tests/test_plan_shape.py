@@ -70,7 +70,8 @@ def test_scoring_is_narrow_and_has_no_python_udf(spark: SparkSession) -> None:
     from pyspark.ml import Pipeline
 
     from decisionlake.models.estimators import make_estimator
-    from decisionlake.models.scoring import linear_explainer, predict, to_scores
+    from decisionlake.models.explain import explainer
+    from decisionlake.models.scoring import predict, to_scores
     from decisionlake.models.training import preparation_stages
 
     cfg = load_config("test", overrides={
@@ -85,12 +86,12 @@ def test_scoring_is_narrow_and_has_no_python_udf(spark: SparkSession) -> None:
         "label double"
     ).withColumn("weight", F.lit(1.0))  # fmt: skip
     estimator = make_estimator("logistic_regression", seed=1)
-    model = Pipeline(stages=[*preparation_stages(spec, {"downloads_7d": (0.0, 4.0)}),
+    model = Pipeline(stages=[*preparation_stages(spec, ["downloads_7d"]),
                              *estimator.stages()]).fit(df)  # fmt: skip
     predictions = predict(model, df.drop("label", "weight"), spec=spec)
     scores = to_scores(
         predictions, spec=spec, model_name="m", model_version="1", as_of=date(2026, 11, 24),
-        run_id="r", cutpoints=[0.5], explainer=linear_explainer(model, predictions),
+        run_id="r", cutpoints=[0.5], explainer=explainer(model, predictions),
     )  # fmt: skip
     plan = _plan(scores)
     assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan

@@ -33,14 +33,21 @@ RUNS_SCHEMA = T.StructType(
 def record_run(
     ctx: JobContext,
     *,
-    inputs: dict[str, int],
+    inputs: dict[str, Any],
     outputs: dict[str, int],
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Upsert this run's record (a retry of the same run id replaces it)."""
+    """Upsert this run's record (a retry of the same run id replaces it).
+
+    ``inputs`` maps tables to the Delta version read; a non-Delta input (CSV, Parquet files)
+    is described by a mapping (format, URI, files, bytes) kept in the details as ``file_inputs``.
+    """
+    versions = {k: int(v) for k, v in inputs.items() if not isinstance(v, dict)}
+    files = {k: v for k, v in inputs.items() if isinstance(v, dict)}
+    details = {**(details or {}), **({"file_inputs": files} if files else {})}
     row = ctx.spark.createDataFrame(
-        [(ctx.run_id, ctx.log.job, ctx.run_date, {k: int(v) for k, v in inputs.items()},
-          {k: int(v) for k, v in outputs.items()}, json.dumps(details or {}, default=str))],
+        [(ctx.run_id, ctx.log.job, ctx.run_date, versions,
+          {k: int(v) for k, v in outputs.items()}, json.dumps(details, default=str))],
         "run_id string, job string, run_date date, inputs map<string,bigint>, "
         "outputs map<string,bigint>, details string",
     ).withColumn("recorded_at", F.current_timestamp())  # fmt: skip

@@ -28,7 +28,12 @@ from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.estimators import LABEL
 from decisionlake.models.scoring import predict
-from decisionlake.models.sources import model_job_parser, read_ref, selected_models
+from decisionlake.models.sources import (
+    model_job_parser,
+    read_ref,
+    selected_models,
+    uses_label_column,
+)
 from decisionlake.models.training import with_labels
 from decisionlake.monitoring import drift
 from decisionlake.runtime import JobContext, run_job
@@ -86,6 +91,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
     scores_uri = cfg.table_uri("gold.scores")
     for name in selected_models(cfg, ctx.args.model or []):
         spec = cfg.models[name]
+        if uses_label_column(spec):
+            summary[name] = {"skipped": "a labelled table has no as-of dates to monitor"}
+            continue
         champion = registry.current_champion(cfg, name)
         if champion is None:
             summary[name] = {"skipped": "no champion registered yet"}

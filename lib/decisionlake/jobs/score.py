@@ -12,8 +12,14 @@ from decisionlake import lake
 from decisionlake.lineage import record_run
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
-from decisionlake.models.scoring import SCORES_SCHEMA, linear_explainer, predict, to_scores
-from decisionlake.models.sources import model_job_parser, read_source, selected_models
+from decisionlake.models.explain import explainer
+from decisionlake.models.scoring import SCORES_SCHEMA, predict, to_scores
+from decisionlake.models.sources import (
+    model_job_parser,
+    read_source,
+    selected_models,
+    uses_label_column,
+)
 from decisionlake.runtime import JobContext, run_job
 
 NAME = "score"
@@ -42,8 +48,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
             results[name] = {"refused": refused}
             continue
         versions: dict[str, Any] = {}
-        snapshot = read_source(ctx, name, spec, versions).where(
-            F.col(spec.source.as_of_column) == F.lit(day)
+        rows = read_source(ctx, name, spec, versions)
+        # A labelled table is scored whole; snapshots on the run date's as-of date.
+        snapshot = (
+            rows if uses_label_column(spec) else rows.where(F.col(spec.source.as_of_column) == day)
         )
         with ctx.log.stage("score", model=name, version=champion.version) as st:
             predictions = predict(champion.model, snapshot, spec=spec).cache()
@@ -65,7 +73,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 as_of=day,
                 run_id=ctx.run_id,
                 cutpoints=cutpoints,
-                explainer=linear_explainer(champion.model, predictions),
+                explainer=explainer(champion.model, predictions),
             )
             metrics = lake.replace_slice(
                 rows,
@@ -73,6 +81,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 predicate=f"model_name = '{name}' AND as_of_date = '{day.isoformat()}'",
                 schema=SCORES_SCHEMA,
                 partition_by=["as_of_date"],
+                add_new_columns=True,  # tables from before reasons gain the field
             )
             predictions.unpersist()
             st.add(rows=stats["rows"], mean_score=stats["mean"], version=metrics.get("version"))

@@ -9,16 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pyspark.sql import functions as F
-
 from decisionlake.models import registry
-from decisionlake.models.sources import (
-    TrainingDataError,
-    model_job_parser,
-    read_ref,
-    read_source,
-    selected_models,
-)
+from decisionlake.models.sources import model_job_parser, selected_models, training_inputs
 from decisionlake.models.train import fit_clustering, fit_supervised
 from decisionlake.runtime import JobContext, run_job
 
@@ -32,27 +24,17 @@ def run(ctx: JobContext) -> dict[str, Any]:
     for name in selected_models(cfg, ctx.args.model or []):
         spec = cfg.models[name]
         versions: dict[str, Any] = {}
-        as_of = F.col(spec.source.as_of_column)
-        snapshots = read_source(ctx, name, spec, versions).where(as_of <= F.lit(ctx.run_date))
-        # Today's production snapshot: the rows `score` will see, scored as a promotion check.
-        latest = snapshots.agg(F.max(as_of).alias("d")).first()["d"]
-        if latest is None:
-            raise TrainingDataError(
-                f"models.{name}: {spec.source.table} has no snapshot on or before {ctx.run_date}"
-            )
-        production = snapshots.where(as_of == F.lit(latest))
+        inputs = training_inputs(ctx, name, spec, versions)
         if spec.task == "clustering":
             outcome = fit_clustering(
-                spec, name=name, snapshots=snapshots, as_of=latest, log=ctx.log
+                spec, name=name, snapshots=inputs.rows, as_of=inputs.latest, log=ctx.log
             )
         else:
-            assert spec.label is not None
-            events = read_ref(ctx, spec.label, versions)
             outcome = fit_supervised(
                 spec,
                 name=name,
-                snapshots=snapshots,
-                events=events,
+                snapshots=inputs.rows,
+                events=inputs.events,
                 label_through=ctx.run_date,
                 log=ctx.log,
             )
@@ -63,8 +45,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 run_date=ctx.run_date.isoformat(),
                 input_versions=versions,
                 job_run_id=ctx.run_id,
-                production=production,
-                production_date=str(latest),
+                production=inputs.production,
+                production_date=inputs.production_label,
             )
             st.add(version=decision.version, role=decision.role, reason=decision.reason)
         ctx.log.event(

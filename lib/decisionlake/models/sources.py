@@ -7,9 +7,12 @@ another job.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from decisionlake import lake
 from decisionlake.config import AppConfig, ConfigError
@@ -72,11 +75,58 @@ def read_source(ctx: JobContext, name: str, spec: ModelSpec, versions: dict[str,
     src = spec.source
     check_columns(
         df,
-        [src.id_column, src.as_of_column, *spec.features.all()],
+        [src.id_column, "" if uses_label_column(spec) else src.as_of_column, *spec.features.all()],
         what=f"models.{name}.source/features",
         table=src.table,
     )
     return df
+
+
+def uses_label_column(spec: ModelSpec) -> bool:
+    """A labelled table (label column, no as-of dates) rather than snapshots and events."""
+    return spec.label is not None and spec.label.from_column
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What a model trains on, and today's production rows it must score sanely."""
+
+    rows: DataFrame
+    events: DataFrame | None
+    production: DataFrame
+    production_label: str
+    latest: Any
+
+
+def production_rows(spec: ModelSpec, rows: DataFrame, *, run_date: date) -> tuple[DataFrame, Any]:
+    """The rows ``score`` scores on ``run_date``: the latest snapshot, or the whole table."""
+    if uses_label_column(spec):
+        return rows, None
+    as_of = F.col(spec.source.as_of_column)
+    latest = rows.where(as_of <= F.lit(run_date)).agg(F.max(as_of).alias("d")).first()["d"]
+    if latest is None:
+        raise TrainingDataError(
+            f"{spec.source.table} has no snapshot on or before {run_date} to train or score"
+        )
+    return rows.where(as_of == F.lit(latest)), latest
+
+
+def training_inputs(
+    ctx: JobContext, name: str, spec: ModelSpec, versions: dict[str, Any]
+) -> TrainingInputs:
+    """Source rows up to the run date, the label events (if any), today's production rows."""
+    rows = read_source(ctx, name, spec, versions)
+    if not uses_label_column(spec):
+        rows = rows.where(F.col(spec.source.as_of_column) <= F.lit(ctx.run_date))
+    try:
+        production, latest = production_rows(spec, rows, run_date=ctx.run_date)
+    except TrainingDataError as exc:
+        raise TrainingDataError(f"models.{name}: {exc}") from None
+    events = None
+    if spec.label is not None and not spec.label.from_column:
+        events = read_ref(ctx, spec.label, versions)
+    label = "the whole table" if latest is None else str(latest)
+    return TrainingInputs(rows, events, production, label, latest)
 
 
 def selected_models(cfg: AppConfig, names: list[str]) -> list[str]:

@@ -45,18 +45,47 @@ class FeatureSpec:
 
 
 @dataclass(frozen=True)
-class LabelSpec(TableRef):
-    """The label: events of ``table`` in the ``horizon_days`` after each as-of date.
+class LabelSpec:
+    """The label, one of two kinds.
 
-    ``value`` empty: 1.0 when at least one event matches (classification); otherwise the sum
-    of the SQL expression ``value`` over the matching events (regression; 0 when none).
+    Events (``table``): the events of ``table`` in the ``horizon_days`` after each as-of date;
+    ``value`` empty: 1.0 when at least one event matches (classification), otherwise the sum of
+    the SQL expression ``value`` over the matching events (regression; 0 when none).
+
+    A column (``column``) of the source itself, for any labelled table (one row per entity):
+    with ``positive`` the label is 1.0 where the column equals it (``"yes"``, ``true``, ``1``),
+    else the column's value (a boolean or 0/1 column for a classifier, a number to regress).
     """
 
+    table: str = ""
+    format: Literal["delta", "parquet", "csv"] = "delta"
     id_column: str = "advisor_id"
     time_column: str = "event_date"
     where: str = ""
     horizon_days: int = 30
     value: str = ""
+    column: str = ""
+    positive: Any = None
+
+    @property
+    def from_column(self) -> bool:
+        return bool(self.column)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """How the test rows are held out.
+
+    ``as_of`` (default): the latest ``selection.test_dates`` as-of dates (event labels).
+    Without as-of dates: ``random`` or ``stratified`` (by label) by a keyed hash of the id, or
+    ``time``: the latest ``test_fraction`` of rows by ``time_column``; folds are then random
+    (stratified for ``stratified``).
+    """
+
+    kind: Literal["as_of", "random", "stratified", "time"] = "as_of"
+    test_fraction: float = 0.25
+    seed: int = 42
+    time_column: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +109,7 @@ class SelectionSpec:
     """The latest mature as-of dates held out as the test snapshot."""
     embargo: bool = True
     """Train only on as-of dates whose label window ends before the first test date."""
+    split: SplitSpec = field(default_factory=SplitSpec)
 
 
 @dataclass(frozen=True)
@@ -155,6 +185,8 @@ def check_spec(name: str, spec: ModelSpec) -> None:
         raise ConfigError(f"{where}.label: required for a {spec.task} model")
     if spec.task == "clustering" and spec.label is not None:
         raise ConfigError(f"{where}.label: a clustering model has no label")
+    if spec.label is not None:
+        _check_label(where, spec)
     if spec.selection.metric not in METRICS[spec.task]:
         raise ConfigError(
             f"{where}.selection.metric: {spec.selection.metric!r} is not one of "
@@ -184,3 +216,31 @@ def check_spec(name: str, spec: ModelSpec) -> None:
         for key, values in cand.grid.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"{path}.grid.{key}: expected a non-empty list")
+
+
+def _check_label(where: str, spec: ModelSpec) -> None:
+    from decisionlake.config import ConfigError
+
+    label, split = spec.label, spec.selection.split
+    assert label is not None
+    if label.from_column == bool(label.table):
+        raise ConfigError(
+            f"{where}.label: give either table (events after each as-of date) or column "
+            "(a label column of the source)"
+        )
+    if label.from_column:
+        if split.kind == "as_of":
+            raise ConfigError(
+                f"{where}.selection.split.kind: a label column has no as-of dates to split "
+                "by; use random, stratified or time"
+            )
+        if split.kind == "time" and not split.time_column:
+            raise ConfigError(f"{where}.selection.split.time_column: required for kind time")
+        if split.kind == "stratified" and spec.task != "classification":
+            raise ConfigError(f"{where}.selection.split.kind: stratified needs a classifier")
+        if label.value or label.where:
+            raise ConfigError(f"{where}.label: value/where apply to event labels only")
+    elif split.kind != "as_of":
+        raise ConfigError(f"{where}.selection.split.kind: event labels split by as_of dates")
+    if not 0 < split.test_fraction < 1:
+        raise ConfigError(f"{where}.selection.split.test_fraction: must be between 0 and 1")

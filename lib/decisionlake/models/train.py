@@ -22,13 +22,16 @@ from decisionlake.models.estimators import FEATURES, LABEL, REDUCED, WEIGHT, mak
 from decisionlake.models.sources import TrainingDataError, check_columns
 from decisionlake.models.spec import LOWER_IS_BETTER, ModelSpec
 from decisionlake.models.training import (
+    IS_TEST,
     feature_names,
     feature_profile,
     preparation_stages,
     time_split,
     with_class_weights,
+    with_column_label,
     with_fold,
     with_labels,
+    with_row_split,
 )
 
 
@@ -100,11 +103,11 @@ def _param_maps(spec: ModelSpec, pipeline: Pipeline, prep: list[Any]):
     return maps, described
 
 
-def split_stats(data: DataFrame, *, as_of_column: str, test_dates: list[date]) -> dict:
-    """Rows, label mean/min/max and positives of the train and test rows (one aggregate)."""
-    is_test = F.col(as_of_column).isin(*test_dates)
+def split_stats(data: DataFrame) -> dict:
+    """Rows, label mean/min/max and distinct values of the train and test rows, and the rows
+    without a label (one aggregate)."""
     rows = (
-        data.groupBy(is_test.alias("is_test"))
+        data.groupBy(F.col(IS_TEST).alias("is_test"), F.col(LABEL).isNull().alias("unlabelled"))
         .agg(
             F.count("*").alias("rows"),
             F.avg(LABEL).alias("rate"),
@@ -112,11 +115,74 @@ def split_stats(data: DataFrame, *, as_of_column: str, test_dates: list[date]) -
             F.max(LABEL).alias("max"),
             F.countDistinct(LABEL).alias("distinct"),
         )
-        .collect()  # two rows
+        .collect()  # at most four rows
     )
     empty = {"rows": 0, "rate": None, "min": None, "max": None, "distinct": 0}
-    found = {bool(r["is_test"]): r.asDict() for r in rows}
-    return {"train": found.get(False, empty), "test": found.get(True, empty)}
+    found = {bool(r["is_test"]): r.asDict() for r in rows if not r["unlabelled"]}
+    unlabelled = sum(r["rows"] for r in rows if r["unlabelled"])
+    return {
+        "train": found.get(False, empty),
+        "test": found.get(True, empty),
+        "unlabelled": unlabelled,
+    }
+
+
+def _event_label_rows(
+    spec: ModelSpec, name: str, snapshots: DataFrame, events: DataFrame, *, label_through: date
+) -> tuple[DataFrame, list[date], list[date], int]:
+    """Snapshots labelled by later events; the latest mature as-of dates are the test rows."""
+    assert spec.label is not None
+    as_of = spec.source.as_of_column
+    labelled = snapshots.transform(
+        with_labels, events, source=spec.source, label=spec.label, label_through=label_through
+    )
+    dates = sorted(
+        r[0]
+        for r in labelled.select(as_of).distinct().collect()  # one row per as-of date
+    )
+    if spec.snapshot_dates:
+        dates = dates[-spec.snapshot_dates :]
+    try:
+        train_dates, test_dates = time_split(
+            dates,
+            test_dates=spec.selection.test_dates,
+            embargo=spec.selection.embargo,
+            horizon_days=spec.label.horizon_days,
+        )
+    except ValueError as exc:
+        raise TrainingDataError(f"models.{name}: {exc}") from None
+    folds = min(spec.selection.folds, len(train_dates))
+    data = (
+        labelled.where(F.col(as_of).isin(*train_dates, *test_dates))
+        .transform(with_fold, as_of_column=as_of, dates=train_dates, folds=max(folds, 1))
+        .withColumn(IS_TEST, F.col(as_of).isin(*test_dates))
+    )
+    return data, train_dates, test_dates, folds
+
+
+def _column_label_rows(
+    spec: ModelSpec, snapshots: DataFrame
+) -> tuple[DataFrame, list[date], list[date], int]:
+    """A labelled table split by rows (random, stratified or by time)."""
+    assert spec.label is not None
+    split = spec.selection.split
+    labelled = snapshots.transform(with_column_label, label=spec.label)
+    threshold = None
+    if split.kind == "time":
+        found = labelled.approxQuantile(split.time_column, [1 - split.test_fraction], 0.001)
+        threshold = found[0] if found else None  # one number
+    data = labelled.transform(
+        with_row_split,
+        id_column=spec.source.id_column,
+        kind=split.kind,
+        test_fraction=split.test_fraction,
+        seed=split.seed,
+        folds=spec.selection.folds,
+        time_column=split.time_column,
+        time_threshold=threshold,
+    )
+    # Rows without a label are counted (unlabelled_rows) and cannot be learnt from.
+    return data, [], [], spec.selection.folds
 
 
 def check_split(
@@ -145,6 +211,15 @@ def check_split(
             f"{', '.join(map(str, train_dates))} / test dates {', '.join(map(str, test_dates))}; "
             "use a later --run-date or more history"
         )
+    if spec.task == "classification" and (
+        (train["min"] is not None and train["min"] < 0)
+        or (train["max"] is not None and train["max"] > 1)
+        or train["distinct"] > 2
+    ):
+        raise TrainingDataError(
+            f"{where}: the label is not binary (values {train['min']} .. {train['max']}, "
+            f"{train['distinct']} distinct); set label.positive to the value that means 1"
+        )
     if spec.task == "classification" and train["distinct"] < 2:
         raise TrainingDataError(
             f"{where}: the training label is constant ({train['min']}) on "
@@ -157,58 +232,54 @@ def fit_supervised(
     *,
     name: str,
     snapshots: DataFrame,
-    events: DataFrame,
+    events: DataFrame | None,
     label_through: date,
     log: JobLogger,
 ) -> FitOutcome:
-    """Build the labelled snapshots, select among all candidates, evaluate on the test dates."""
+    """Build the labelled rows, select among all candidates, evaluate on the test rows.
+
+    Event labels: the latest as-of dates are the test snapshot, folds are whole as-of dates.
+    A label column (any labelled table): a random, stratified or time split of the rows.
+    """
     assert spec.label is not None
     src, label = spec.source, spec.label
+    as_of = "" if label.from_column else src.as_of_column
     check_columns(
         snapshots,
-        [src.id_column, src.as_of_column, *spec.features.all()],
-        what=f"models.{name}.source/features",
+        [src.id_column, as_of, label.column, spec.selection.split.time_column,
+         *spec.features.all()],
+        what=f"models.{name}.source/features/label",
         table=src.table,
-    )
-    check_columns(
-        events, [label.id_column, label.time_column], what=f"models.{name}.label", table=label.table
-    )
-    as_of = src.as_of_column
+    )  # fmt: skip
+    if events is not None and not label.from_column:
+        check_columns(
+            events,
+            [label.id_column, label.time_column],
+            what=f"models.{name}.label",
+            table=label.table,
+        )
     with log.stage("training_set", model=name, label_through=label_through.isoformat()) as st:
-        labelled = snapshots.transform(
-            with_labels, events, source=src, label=label, label_through=label_through
-        )
-        dates = sorted(
-            r[0]
-            for r in labelled.select(as_of).distinct().collect()  # one row per as-of date
-        )
-        if spec.snapshot_dates:
-            dates = dates[-spec.snapshot_dates :]
-        try:
-            train_dates, test_dates = time_split(
-                dates,
-                test_dates=spec.selection.test_dates,
-                embargo=spec.selection.embargo,
-                horizon_days=label.horizon_days,
+        if label.from_column:
+            data, train_dates, test_dates, folds = _column_label_rows(spec, snapshots)
+        else:
+            assert events is not None
+            data, train_dates, test_dates, folds = _event_label_rows(
+                spec, name, snapshots, events, label_through=label_through
             )
-        except ValueError as exc:
-            raise TrainingDataError(f"models.{name}: {exc}") from None
-        folds = min(spec.selection.folds, len(train_dates))
-        data = (
-            labelled.where(F.col(as_of).isin(*train_dates, *test_dates))
-            .transform(with_fold, as_of_column=as_of, dates=train_dates, folds=max(folds, 1))
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        train = data.where(F.col(as_of).isin(*train_dates))
-        test = data.where(F.col(as_of).isin(*test_dates))
+        data = data.persist(StorageLevel.MEMORY_AND_DISK)
+        labelled = F.col(LABEL).isNotNull()
+        train = data.where(~F.col(IS_TEST) & labelled)
+        test = data.where(F.col(IS_TEST) & labelled)
         profile = feature_profile(train, spec.features)
-        splits = split_stats(data, as_of_column=as_of, test_dates=test_dates)
+        splits = split_stats(data)
         stats, test_stats = splits["train"], splits["test"]
         st.add(
+            split=spec.selection.split.kind,
             train_dates=[d.isoformat() for d in train_dates],
             test_dates=[d.isoformat() for d in test_dates],
             train_rows=stats["rows"],
             test_rows=test_stats["rows"],
+            unlabelled_rows=splits["unlabelled"],
             train_label_mean=round(float(stats["rate"] or 0.0), 5),
             features_without_values=profile["empty"],
         )
@@ -219,7 +290,7 @@ def fit_supervised(
     else:
         train = train.withColumn(WEIGHT, F.lit(1.0))
 
-    prep = preparation_stages(spec, profile["caps"])
+    prep = preparation_stages(spec, profile["usable"])
     pipeline = Pipeline(stages=prep)
     maps, described = _param_maps(spec, pipeline, prep)
     metric = spec.selection.metric
@@ -318,7 +389,7 @@ def fit_supervised(
         test_dates=test_dates,
         evaluation_data=test,
         judge=judge,
-        feature_columns=[src.id_column, src.as_of_column, *spec.features.all()],
+        feature_columns=[c for c in (src.id_column, as_of) if c] + spec.features.all(),
         importance=importance,
         tables=tables,
         roc=roc,
@@ -347,7 +418,7 @@ def fit_clustering(
     reduction = spec.reduction
     assert reduction is not None
     with log.stage("reduce", model=name, as_of=as_of.isoformat(), rows=profile["rows"]) as st:
-        prep_model = Pipeline(stages=preparation_stages(spec, profile["caps"])).fit(data)
+        prep_model = Pipeline(stages=preparation_stages(spec, profile["usable"])).fit(data)
         prepared = prep_model.transform(data).persist(StorageLevel.MEMORY_AND_DISK)
         names = feature_names(prepared)
         full = PCA(

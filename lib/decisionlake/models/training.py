@@ -18,9 +18,10 @@ from pyspark.ml.feature import (
     StringIndexer,
     VectorAssembler,
 )
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from decisionlake.models.capping import QuantileCapper
 from decisionlake.models.estimators import FEATURES, LABEL, WEIGHT
 from decisionlake.models.spec import FeatureSpec, LabelSpec, ModelSpec, SourceSpec
 
@@ -70,6 +71,70 @@ def with_labels(
     return joined.withColumn(LABEL, target).drop("_id", "_as_of", "_n", "_sum")
 
 
+IS_TEST = "_is_test"
+FOLD = "fold"
+_HASH_BUCKETS = 1_000_003
+
+
+def positive_value(positive: Any) -> str:
+    """The label column's value that means 1, as Spark casts it to a string."""
+    if isinstance(positive, bool):
+        return "true" if positive else "false"
+    return str(positive)
+
+
+def with_column_label(df: DataFrame, *, label: LabelSpec) -> DataFrame:
+    """``label`` from a column of the table itself: 1.0 where it equals ``positive``, or the
+    column's number (NULL stays NULL: such rows cannot be learnt from and are counted)."""
+    column = F.col(label.column)
+    if label.positive is not None:
+        value = F.when(column.isNull(), F.lit(None)).otherwise(
+            (column.cast("string") == F.lit(positive_value(label.positive))).cast("double")
+        )
+    else:
+        value = column.cast("double")
+    return df.withColumn(LABEL, value)
+
+
+def _unit_hash(*columns: Column, seed: int) -> Column:
+    """A number in [0, 1) from a keyed hash: the same row gets the same value in every run."""
+    return F.pmod(F.xxhash64(*columns, F.lit(seed)), F.lit(_HASH_BUCKETS)) / _HASH_BUCKETS
+
+
+def with_row_split(
+    df: DataFrame,
+    *,
+    id_column: str,
+    kind: str,
+    test_fraction: float,
+    seed: int,
+    folds: int,
+    time_column: str = "",
+    time_threshold: Any = None,
+) -> DataFrame:
+    """``_is_test`` and ``fold`` for a table without as-of dates.
+
+    random: a keyed hash of the id below ``test_fraction``; stratified: the same hash ranked
+    within each label value, so test and every fold keep the label's proportions; time: rows
+    at or after ``time_threshold`` (the latest ``test_fraction``) are the test rows.
+    """
+    u = _unit_hash(F.col(id_column).cast("string"), seed=seed)
+    fold_hash = _unit_hash(F.col(id_column).cast("string"), seed=seed + 1)
+    if kind == "stratified":
+        by_label = Window.partitionBy(LABEL).orderBy(u, F.col(id_column))
+        return df.withColumns(
+            {
+                IS_TEST: F.percent_rank().over(by_label) < F.lit(test_fraction),
+                FOLD: (F.row_number().over(by_label) % F.lit(folds)).cast("int"),
+            }
+        )
+    if kind == "time":
+        is_test = F.col(time_column) >= F.lit(time_threshold)
+    else:
+        is_test = u < F.lit(test_fraction)
+    return df.withColumns({IS_TEST: is_test, FOLD: F.floor(fold_hash * F.lit(folds)).cast("int")})
+
+
 def with_class_weights(df: DataFrame, *, positive_rate: float) -> DataFrame:
     """``weight`` so both classes carry half the total weight (class imbalance)."""
     rate = min(max(positive_rate, 1e-6), 1 - 1e-6)
@@ -112,39 +177,29 @@ def with_fold(df: DataFrame, *, as_of_column: str, dates: list[date], folds: int
 
 
 def feature_profile(df: DataFrame, features: FeatureSpec) -> dict[str, Any]:
-    """One pass over training data: non-null counts and capping quantiles per numeric column."""
-    lo, hi = features.cap_quantiles or (0.0, 1.0)
+    """One pass over training data: rows, and the numeric columns without any value."""
     aggs: list[Column] = [F.count("*").alias("_rows")]
     for c in features.numeric:
         x = F.col(c).cast("double")
-        aggs += [
-            F.count(F.when(~F.isnan(x), x)).alias(f"{c}__n"),
-            F.percentile_approx(x, [lo, hi], 10_000).alias(f"{c}__q"),
-        ]
+        aggs.append(F.count(F.when(~F.isnan(x), x)).alias(f"{c}__n"))
     row = df.agg(*aggs).first()  # one row
-    caps, empty = {}, []
-    for c in features.numeric:
-        if not row[f"{c}__n"]:
-            empty.append(c)
-        else:
-            caps[c] = (
-                tuple(float(v) for v in row[f"{c}__q"])
-                if features.cap_quantiles
-                else (float("-inf"), float("inf"))
-            )
-    return {"rows": row["_rows"], "caps": caps, "empty": empty}
+    empty = [c for c in features.numeric if not row[f"{c}__n"]]
+    usable = [c for c in features.numeric if c not in empty]
+    return {"rows": row["_rows"], "usable": usable, "empty": empty}
 
 
 def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def preparation_stages(spec: ModelSpec, caps: dict[str, tuple[float, float]]) -> list[Any]:
+def preparation_stages(spec: ModelSpec, usable: list[str]) -> list[Any]:
     """Cast, impute (median), cap outliers, index categoricals (unseen kept), assemble, scale.
 
-    Only numeric columns with values in the training data (keys of ``caps``) are used.
+    Every statistic (medians, caps, index, scale) is fitted by an Estimator of the pipeline,
+    so each cross-validation fold fits its own. Only numeric columns with values in the
+    training data (``usable``) are used.
     """
-    numeric = [c for c in spec.features.numeric if c in caps]
+    numeric = [c for c in spec.features.numeric if c in usable]
     categorical = spec.features.categorical
     stages: list[Any] = []
     if numeric:
@@ -157,15 +212,20 @@ def preparation_stages(spec: ModelSpec, caps: dict[str, tuple[float, float]]) ->
                 strategy="median",
             )
         )
-
-        def clip(c: str) -> str:
-            lo, hi = caps[c]
-            value = _q(c + "__imp")
-            bounded = value if lo == float("-inf") else f"LEAST(GREATEST({value}, {lo!r}), {hi!r})"
-            return f"{bounded} AS {_q(c + '__cap')}"
-
-        clipped = ", ".join(clip(c) for c in numeric)
-        stages.append(SQLTransformer(statement=f"SELECT *, {clipped} FROM __THIS__"))
+        caps = spec.features.cap_quantiles
+        imputed = [f"{c}__imp" for c in numeric]
+        if caps:
+            stages.append(
+                QuantileCapper(
+                    inputCols=imputed,
+                    outputCols=[f"{c}__cap" for c in numeric],
+                    lower=caps[0],
+                    upper=caps[1],
+                )
+            )
+        else:
+            renames = ", ".join(f"{_q(c + '__imp')} AS {_q(c + '__cap')}" for c in numeric)
+            stages.append(SQLTransformer(statement=f"SELECT *, {renames} FROM __THIS__"))
     if categorical:
         stages.append(
             StringIndexer(
