@@ -78,6 +78,18 @@ CASES = [
     (_line(_event(event_ts=TS_OK - 5 * 86_400_000)), "TOO_LATE"),
     (_line(_event(url="https://x.example/f\xff")).replace(b"\\u00ff", b"\xff"), "INVALID_UTF8"),
     (_line(_event(url="https://x.example/" + "a" * 3000)), "OVERSIZED_LINE"),
+    # Types are the contract's JSON types, not castability: a number in a string is refused.
+    (_line(_event(event_ts=str(TS_OK))), "BAD_TYPE_EVENT_TS"),
+    (_line(_event(event_ts=float(TS_OK))), "BAD_TYPE_EVENT_TS"),
+    # A key given twice (the parser would keep the last silently), nested ones are fine.
+    (
+        _line(_event()).replace(b'"event_id": "e-1"', b'"event_id": "e-1", "event_id": "e-2"'),
+        "DUPLICATE_KEY",
+    ),
+    (_line(_event(properties={"event_id": "nested", "document_id": "d"})), None),
+    # A lone surrogate escape would become "?": refused; a proper pair is kept.
+    (_line(_event(url="https://x.example/\ud800")), "LONE_SURROGATE"),
+    (_line(_event(event_id="e-pair", url="https://x.example/\U0001f600")), None),
     # Late but within max_late_days, and a client clock a few minutes ahead: both valid.
     (_line(_event(event_id="e-late", event_ts=TS_OK - 3 * 86_400_000)), None),
     (_line(_event(event_id="e-skew", event_ts=TS_OK + 23 * 3_600_000 + 5 * 60_000)), None),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake import lake
@@ -54,3 +55,32 @@ def test_commit_figures_fall_back_to_the_history_without_a_known_version(
     spark.createDataFrame([(date(2026, 11, 24), "a", 1)], SCHEMA).write.format("delta").save(uri)
     assert lake.latest_commit_info(spark, str(tmp_path / "missing")) is None
     assert lake.last_operation_metrics(spark, uri)["numOutputRows"] == 1
+
+
+def test_text_lines_end_at_lf_only_and_lose_crlf_and_bom_but_nothing_else(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    import gzip
+
+    from decisionlake.lake import read_text_lines
+
+    bom = "\ufeff".encode()
+    content = (
+        b'{"a": 1}\r\n'  # written on Windows
+        b'{"note": "one\rvalue"}\n'  # a raw CR inside a value: still one line
+        + bom
+        + b'{"b": 2}\n'  # a later file's BOM, after concatenation
+        + b'{"c": "\xff"}\n'  # invalid UTF-8 stays as it arrived
+    )
+    (tmp_path / "day").mkdir()
+    with gzip.open(tmp_path / "day" / "events.json.gz", "wb") as out:
+        out.write(content)
+    rows = read_text_lines(spark, str(tmp_path / "day")).select(
+        F.col("value").cast("binary").alias("b")
+    )
+    assert [bytes(r["b"]) for r in rows.collect()] == [
+        b'{"a": 1}',
+        b'{"note": "one\rvalue"}',
+        b'{"b": 2}',
+        b'{"c": "\xff"}',
+    ]

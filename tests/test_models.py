@@ -258,8 +258,9 @@ def test_models_train_register_and_score(
     assert deciles <= set(range(1, 11)) and len(deciles) >= 5
     assert scores.where("model_name = 'advisor_segments' AND segment IS NULL").count() == 0
     assert top.where("score < 0 OR score > 1").count() == 0
-    linear = propensity["estimator"] in ("logistic_regression", "linear_svc")
-    assert top.where("size(top_features) = 3").count() == (advisors if linear else 0)
+    # Every champion explains each score (linear weights or tree path contributions).
+    assert top.where("size(top_features) = 3").count() == advisors
+    assert top.where("top_features[0].reason RLIKE ' (high|low)$|^not |_'").count() == advisors
 
     # Lineage: every score row's run id has a run record with the input table versions.
     run_ids = {r["run_id"] for r in scores.select("run_id").distinct().collect()}

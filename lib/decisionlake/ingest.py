@@ -85,7 +85,10 @@ def to_quarantine(
 def line_rules(
     raw: Column, parsed: Column, corrupt: str, *, max_line_bytes: int
 ) -> list[tuple[Column, str]]:
-    """Rules every JSON-lines source applies first: size, encoding, emptiness, JSON syntax."""
+    """Rules every JSON-lines source applies first: size, encoding, emptiness, JSON syntax,
+    then what a JSON parser would otherwise change silently: a key given twice (the last one
+    would win) and a lone UTF-16 surrogate escape (it would become ``?``)."""
+    keys = F.json_object_keys(raw)
     return [
         (F.octet_length(raw) > max_line_bytes, "OVERSIZED_LINE"),
         (~F.is_valid_utf8(raw), "INVALID_UTF8"),
@@ -94,7 +97,16 @@ def line_rules(
             parsed.isNull() | parsed[corrupt].isNotNull() | ~F.trim(raw).startswith("{"),
             "MALFORMED_JSON",
         ),
+        (F.size(keys) != F.size(F.array_distinct(keys)), "DUPLICATE_KEY"),
+        (raw.rlike(LONE_SURROGATE), "LONE_SURROGATE"),
     ]
+
+
+# A high surrogate escape not followed by a low one, or a low one not preceded by a high one.
+LONE_SURROGATE = (
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 
 def first_failing(rules: list[tuple[Column, str]]) -> Column:

@@ -30,12 +30,36 @@ def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
     Bytes are kept as they are (invalid UTF-8 included), so validation can judge them.
     """
     try:
-        lines = spark.read.text(uri)
+        # Lines end at LF only: a raw carriage return inside a value stays in its line (the
+        # default also splits at CR, making two broken lines of one); CRLF's CR is cut below.
+        lines = spark.read.option("lineSep", "\n").text(uri)
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
             raise LandingDataMissingError(f"no input files at {uri}") from None
         raise
-    return lines.select("value", F.col("_metadata.file_path").alias("source_file"))
+    return lines.select(
+        line_without_crlf_or_bom(F.col("value")).alias("value"),
+        F.col("_metadata.file_path").alias("source_file"),
+    )
+
+
+_BOM = bytes.fromhex("efbbbf")
+
+
+def line_without_crlf_or_bom(value: Column) -> Column:
+    """The line without a CRLF's trailing CR and without a leading UTF-8 byte-order mark.
+
+    Neither is data: a file written on Windows ends lines with CRLF, and files joined
+    together carry their BOM into a later line. Done on bytes, so invalid UTF-8 stays exactly
+    as it arrived for validation to judge.
+    """
+    raw = value.cast("binary")
+    size = F.octet_length(raw)
+    ends_cr = F.substring(raw, -1, 1) == F.lit(b"\r")
+    raw = F.when(ends_cr, raw.substr(F.lit(1), size - 1)).otherwise(raw)
+    starts_bom = F.substring(raw, 1, 3) == F.lit(_BOM)
+    raw = F.when(starts_bom, raw.substr(F.lit(4), F.octet_length(raw))).otherwise(raw)
+    return raw.cast("string")
 
 
 def read_binary_files(spark: SparkSession, uri: str) -> DataFrame:

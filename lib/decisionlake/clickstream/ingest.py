@@ -82,7 +82,12 @@ def validate_events(
     """
     limits = limits or (cfg.ingest.clickstream if cfg else ClickstreamIngestConfig())
     parsed = F.from_json(F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT_COLUMN})
-    ts_ms = F.col("_p.event_ts").try_cast("bigint")
+    # The contract's type is a JSON number: a second, typed parse of the field tells
+    # 1795503669320 from "1795503669320" (the text parse reads both as the same string).
+    ts_ms = F.when(
+        ~_is_blank(F.col("_p.event_ts")),
+        F.from_json(F.col("value"), "event_ts bigint")["event_ts"],
+    )
     return (
         raw.withColumn("_p", F.when(F.is_valid_utf8("value"), parsed))
         .withColumn(
