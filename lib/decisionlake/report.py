@@ -25,7 +25,7 @@ from decisionlake.config import AppConfig
 from decisionlake.pipeline import StepResult
 from decisionlake.storage import write_bytes
 
-SECTIONS = ("Steps", "Rows per stage", "Data quality", "Drift", "Models")
+SECTIONS = ("Steps", "Rows per stage", "Data quality", "Drift", "Models", "Promotion checks")
 _COUNT_KEYS = ("rows_in", "accepted", "quarantined", "inserted", "rows", "notes_scored",
                "visitors_linked", "exported", "events_in_window")  # fmt: skip
 
@@ -190,11 +190,13 @@ def render(spark: SparkSession, cfg: AppConfig, results: list[StepResult], *, ti
     else:
         parts.append("<p><em>no champion registered yet</em></p>")
     checks = _promotion_checks(cfg)
+    parts.append("<h2>Promotion checks</h2>")
+    parts.append("<p>A version is champion only when every check passes; a rejected "
+                 "version is never scored or exported.</p>")  # fmt: skip
     if checks:
-        parts.append("<h2>Promotion checks</h2>")
-        parts.append("<p>A version is champion only when every check passes; a rejected "
-                     "version is never scored or exported.</p>")  # fmt: skip
         parts.append(_table(checks, ["model", "version", "role", "checks"]))
+    else:
+        parts.append("<p><em>no model version registered yet</em></p>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:"
              "collapse;font-size:0.85em;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;"
              "padding:2px 6px;text-align:left}th{background:#eee}")  # fmt: skip
