@@ -84,3 +84,31 @@ def test_text_lines_end_at_lf_only_and_lose_crlf_and_bom_but_nothing_else(
         b'{"b": 2}',
         b'{"c": "\xff"}',
     ]
+
+
+def test_a_dimension_upsert_rerun_commits_nothing_and_a_change_updates_one_row(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "dim")
+    schema = T.StructType(
+        [T.StructField("key", T.StringType(), False), T.StructField("value", T.LongType())]
+    )
+    rows = [(f"k{i}", i) for i in range(20)]
+
+    def upsert(data: list[tuple]) -> dict:
+        return lake.merge_insert_new(
+            spark, spark.createDataFrame(data, schema), uri, keys=["key"], schema=schema,
+            update_when_changed=["value"],
+        )  # fmt: skip
+
+    first = upsert(rows)
+    assert first["numTargetRowsInserted"] == 20
+    version = lake.table_version(spark, uri)
+    again = upsert(rows)  # the same delivery again
+    assert again == {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0}
+    assert lake.table_version(spark, uri) == version  # no commit, no file rewritten
+    changed = upsert([*rows[:-1], ("k19", 190), ("k20", 20)])
+    assert (changed["numTargetRowsInserted"], changed["numTargetRowsUpdated"]) == (1, 1)
+    assert lake.table_version(spark, uri) == version + 1
+    values = dict(lake.read_delta(spark, uri).select("key", "value").collect())
+    assert values["k19"] == 190 and values["k20"] == 20 and len(values) == 21
