@@ -171,3 +171,18 @@ def test_run_help_lists_the_jobs_and_the_common_options() -> None:
     )
     assert done.returncode == 0
     assert "ingest_clickstream" in done.stdout and "--run-date YYYY-MM-DD" in done.stdout
+
+
+def test_a_missing_service_says_which_command_starts_it(spark) -> None:
+    import botocore.exceptions
+
+    from decisionlake.runtime import execute
+
+    def needs_aws(ctx) -> dict:
+        raise botocore.exceptions.NoCredentialsError()
+
+    argv = ["--env", "test", "--run-date", "2026-11-24"]
+    code, reason, _ = execute("export_scores", argv, needs_aws, spark=spark)
+    assert code == 1
+    assert "Unable to locate credentials" in reason
+    assert "decisionlake services start" in reason and "source .run/services.env" in reason

@@ -124,10 +124,34 @@ def execute(
         return EXIT_USAGE, f"{name}: {type(exc).__name__}: {reason[:500]}", {}
     except Exception as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__, reason=reason[:2000])
-        return EXIT_FAILED, f"{name} failed: {type(exc).__name__}: {reason[:500]}", {}
+        hint = next_step(exc, ctx.cfg.env)
+        ctx.log.event("job_failed", level="ERROR", error=type(exc).__name__,
+                      reason=reason[:2000] + hint)  # fmt: skip
+        return EXIT_FAILED, f"{name} failed: {type(exc).__name__}: {reason[:500]}{hint}", {}
     ctx.log.event("job_succeeded", summary=summary)
     return EXIT_OK, "", summary
+
+
+_SERVICE_ERRORS = {
+    "NoCredentialsError": "no AWS credentials",
+    "EndpointConnectionError": "the AWS endpoint does not answer",
+    "ConnectTimeoutError": "the AWS endpoint does not answer",
+    "OperationalError": "the warehouse does not answer",
+}
+
+
+def next_step(exc: BaseException, env: str) -> str:
+    """What to do about a failure that means a service is missing (empty for any other)."""
+    kind = type(exc).__name__
+    if kind not in _SERVICE_ERRORS:
+        return ""
+    if env.startswith(("local", "test")):
+        return (
+            f" ({_SERVICE_ERRORS[kind]}: start the local services with "
+            "`decisionlake services start`, or `source .run/services.env` in this shell if "
+            "they are running)"
+        )
+    return f" ({_SERVICE_ERRORS[kind]}: check the job's IAM role and the service endpoint)"
 
 
 def run_job(
