@@ -280,9 +280,7 @@ def merge_insert_new(
         # Only new or changed rows go into the MERGE: a matched row, even one the update
         # clause then skips, makes Delta rewrite its whole file (a rerun would copy every
         # row of the table and commit a new version for nothing).
-        same = F.expr(
-            " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [*keys, *update_when_changed])
-        )
+        same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [*keys, *update_when_changed]))
         source = source.alias("s").join(target.toDF().alias("t"), same, "left_anti")
         if source.isEmpty():  # nothing new, nothing changed: no commit at all
             return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0}
