@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -112,3 +113,35 @@ def test_a_dimension_upsert_rerun_commits_nothing_and_a_change_updates_one_row(
     assert lake.table_version(spark, uri) == version + 1
     values = dict(lake.read_delta(spark, uri).select("key", "value").collect())
     assert values["k19"] == 190 and values["k20"] == 20 and len(values) == 21
+
+
+def test_a_delta_conflict_is_retried_and_a_persistent_one_says_so(monkeypatch) -> None:
+    from delta.exceptions import ConcurrentAppendException
+
+    monkeypatch.setattr(lake.time, "sleep", lambda _: None)
+    calls: list[int] = []
+
+    @lake.retry_conflicts
+    def write(fail_times: int) -> str:
+        calls.append(1)
+        if len(calls) <= fail_times:
+            raise ConcurrentAppendException("[DELTA_CONCURRENT_APPEND] files were added")
+        return "committed"
+
+    assert write(2) == "committed" and len(calls) == 3
+    calls.clear()
+    with pytest.raises(lake.ConcurrentWriteError, match="concurrent write, retried 3 times"):
+        write(10)
+    assert len(calls) == lake.CONFLICT_ATTEMPTS
+    calls.clear()
+
+    @lake.retry_conflicts
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("not a conflict")
+
+    with pytest.raises(ValueError):
+        broken()
+    assert len(calls) == 1  # anything else fails at once
+    create_race = RuntimeError("[DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION] not empty")
+    assert lake.is_conflict(create_race)

@@ -6,12 +6,17 @@ Writes are idempotent by construction: insert-only MERGE on a key for event tabl
 
 from __future__ import annotations
 
+import functools
 import json
+import random
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
 from pyspark import inheritable_thread_target
 from pyspark.errors import AnalysisException
@@ -116,6 +121,68 @@ def delta_table_exists(spark: SparkSession, uri: str) -> bool:
     return bool(DeltaTable.isDeltaTable(spark, uri))
 
 
+CONFLICT_ATTEMPTS = 4
+_retrying = threading.local()
+
+
+class ConcurrentWriteError(RuntimeError):
+    """Another writer kept committing to the same table; the write was retried and gave up."""
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A Delta optimistic-concurrency conflict, or a concurrent first create of a table."""
+    if isinstance(exc, DeltaConcurrentModificationException):
+        return True
+    text = str(exc)
+    return any(
+        marker in text
+        for marker in (
+            "DELTA_CONCURRENT_",
+            "ConcurrentAppendException",
+            "ConcurrentDeleteReadException",
+            "ConcurrentTransactionException",
+            "MetadataChangedException",
+            "ProtocolChangedException",
+            # Two first writers: the loser finds the other's files before its log exists.
+            "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
+        )
+    )
+
+
+def retry_conflicts(write: Callable[..., Any]) -> Callable[..., Any]:
+    """Retry a whole (idempotent) write after a concurrent commit, with jittered backoff.
+
+    Every write of this module is idempotent (MERGE on keys, replaceWhere on a slice), so
+    running it again after a conflict gives the result a lone writer would have. Only the
+    outermost write retries (writes call each other).
+    """
+
+    @functools.wraps(write)
+    def retrying(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_retrying, "active", False):
+            return write(*args, **kwargs)
+        _retrying.active = True
+        try:
+            for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+                try:
+                    return write(*args, **kwargs)
+                except Exception as exc:
+                    if not is_conflict(exc):
+                        raise
+                    if attempt == CONFLICT_ATTEMPTS:
+                        raise ConcurrentWriteError(
+                            f"concurrent write, retried {attempt - 1} times: "
+                            f"{' '.join(str(exc).split())[:300]}"
+                        ) from exc
+                    time.sleep(random.uniform(0.2, 1.0) * 2 ** (attempt - 1))
+        finally:
+            _retrying.active = False
+        raise AssertionError("unreachable")
+
+    return retrying
+
+
+@retry_conflicts
 def ensure_delta_table(
     spark: SparkSession,
     uri: str,
@@ -136,6 +203,7 @@ def ensure_delta_table(
 INCREMENTAL_TABLE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
 
 
+@retry_conflicts
 def merge_window(
     source: DataFrame,
     uri: str,
@@ -239,6 +307,7 @@ def latest_commit_info(spark: SparkSession, uri: str) -> dict[str, Any] | None:
     return None
 
 
+@retry_conflicts
 def merge_insert_new(
     spark: SparkSession,
     source: DataFrame,
@@ -325,6 +394,7 @@ _DV_DELETES = "spark.databricks.delta.delete.deletionVectors.persistent"
 _RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
 
 
+@retry_conflicts
 def delete_rows(spark: SparkSession, uri: str, condition: Column) -> int:
     """DELETE the matching rows by rewriting their files; returns the rows this call removed.
 
@@ -369,6 +439,7 @@ def _current_version(table: DeltaTable) -> int:
     return int(row["version"]) if row else -1
 
 
+@retry_conflicts
 def overwrite_table(
     source: DataFrame, uri: str, *, partition_by: Sequence[str] = ()
 ) -> dict[str, Any]:
@@ -380,6 +451,7 @@ def overwrite_table(
     return last_operation_metrics(source.sparkSession, uri)
 
 
+@retry_conflicts
 def replace_slice(
     source: DataFrame,
     uri: str,
