@@ -8,6 +8,7 @@ deduplicated on the key and inserted with an insert-only MERGE, and the accounti
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -187,6 +188,11 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         lines_read = raw.count()
         if lines_read == 0 and not spec.allow_empty:
             raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+        # Bronze commits first: a reader never finds today's quarantine beside a bronze table
+        # without today's accepted rows (a kill in between leaves bronze ahead, not behind).
+        bronze_done.wait()
+        if not bronze_committed:
+            return lines_read, {}
         with log.stage("write_quarantine", table=quarantine_uri) as st:
             metrics = lake.replace_slice(
                 to_quarantine(validated, **shaping),
@@ -223,21 +229,29 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
             )
         return metrics
 
-    def validate_then_merge() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-        with log.stage("read_validate", source=source) as st:
-            by_reason = count_by_reason()
-            valid = by_reason.get("VALID", {"rows": 0})
-            rejected = sum(int(r["rows"]) for k, r in by_reason.items() if k != "VALID")
-            if int(valid["rows"]) + rejected == 0 and not spec.allow_empty:
-                raise lake.LandingDataMissingError(f"no lines in the files at {source}")
-            st.add(valid=int(valid["rows"]), quarantined=rejected)
-        touched = partition_values_from(valid) if spec.partition_of_valid_line else None
-        return by_reason, merge_bronze(touched)
+    bronze_done = threading.Event()
+    bronze_committed: list[bool] = []
 
-    # The quarantine table needs no figure from the validation pass: it is counted and written
-    # from the start, beside validation and MERGE, so its Delta work (log replay, commit)
-    # overlaps theirs. Both read the cached batch, which is computed once (a block being
-    # computed by one task is waited for, then read, by the other).
+    def validate_then_merge() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+        try:
+            with log.stage("read_validate", source=source) as st:
+                by_reason = count_by_reason()
+                valid = by_reason.get("VALID", {"rows": 0})
+                rejected = sum(int(r["rows"]) for k, r in by_reason.items() if k != "VALID")
+                if int(valid["rows"]) + rejected == 0 and not spec.allow_empty:
+                    raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+                st.add(valid=int(valid["rows"]), quarantined=rejected)
+            touched = partition_values_from(valid) if spec.partition_of_valid_line else None
+            merged = merge_bronze(touched)
+            bronze_committed.append(True)
+            return by_reason, merged
+        finally:
+            bronze_done.set()  # the quarantine write goes on, or gives up if this failed
+
+    # The quarantine side needs no figure from the validation pass: its independent line
+    # count runs beside validation and MERGE, then it writes once bronze has committed. Both
+    # read the cached batch, which is computed once (a block being computed by one task is
+    # waited for, then read, by the other).
     validated.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         (lines_read, q_metrics), (by_reason, b_metrics) = lake.run_concurrently(
