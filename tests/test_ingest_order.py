@@ -63,3 +63,52 @@ def test_quarantine_commits_after_bronze_and_not_at_all_when_bronze_fails(
         return DeltaTable.forPath(spark, uri).history(1).first()["timestamp"]
 
     assert committed_at(bronze) <= committed_at(quarantine)
+
+
+def _event_line(i: int) -> str:
+    return json.dumps({"event_id": f"f{i}", "event_ts": TS + i, "cookie_id": "c2",
+                       "event_type": "page_view", "url": "https://x.example/"})  # fmt: skip
+
+
+def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
+    spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "landing" / "clickstream" / f"date={DAY}"
+    folder.mkdir(parents=True)
+    good = gzip.compress(("\n".join(_event_line(i) for i in range(3)) + "\n").encode())
+    (folder / "good.json.gz").write_bytes(good)
+    cut = gzip.compress(("\n".join(_event_line(i) for i in range(10, 400)) + "\n").encode())
+    (folder / "cut.json.gz").write_bytes(cut[: len(cut) // 2])  # a transfer that broke off
+    (folder / "plain.json.gz").write_text(_event_line(900) + "\n")  # named .gz, is not
+    (folder / "empty.json.gz").write_bytes(b"")
+    two_members = gzip.compress((_event_line(500) + "\n").encode()) + gzip.compress(
+        _event_line(501).encode()  # and no final newline
+    )
+    (folder / "two_members.json.gz").write_bytes(two_members)
+    cfg = make_config("test", tmp_path)
+
+    assert ingest_clickstream.main(_args(tmp_path)) == 0
+    summary = json.loads(
+        [ln for ln in capfd.readouterr().err.splitlines() if '"job_succeeded"' in ln][-1]
+    )["summary"]
+    assert summary["files"]["in"] == 5 and summary["files"]["read"] == 3
+    assert summary["files"]["by_reason"] == {"CORRUPT_GZIP": 1, "NOT_GZIP": 1, "EMPTY_FILE": 1}
+    assert summary["rows_in"] == summary["accepted"] == 5  # good (3) + two members (2)
+    bronze = lake.read_delta(spark, cfg.table_uri("bronze.clickstream"))
+    ids = {r["event_id"] for r in bronze.select("event_id").collect()}
+    assert ids == {"f0", "f1", "f2", "f500", "f501"}  # nothing of the cut file half-ingested
+    files = {
+        Path(r["path"]).name: r
+        for r in lake.read_delta(spark, cfg.table_uri("ops.file_quarantine")).collect()
+    }
+    assert set(files) == {"cut.json.gz", "plain.json.gz"}
+    cut_row = files["cut.json.gz"]
+    assert cut_row["reason"] == "CORRUPT_GZIP" and cut_row["size_bytes"] == len(cut) // 2
+    assert 0 < cut_row["lines_readable"] < 390 and cut_row["bytes_readable"] > 0
+    assert files["plain.json.gz"]["reason"] == "NOT_GZIP"
+
+    # Configured to fail: the good files are still ingested, then the job says what failed.
+    fail = [*_args(tmp_path), "--set", "ingest.quarantined_files={ingest_clickstream: fail}"]
+    assert ingest_clickstream.main(fail) == 1
+    assert "2 file(s) of 2026-11-24 quarantined" in capfd.readouterr().err.splitlines()[-1]
+    assert lake.read_delta(spark, cfg.table_uri("bronze.clickstream")).count() == 5

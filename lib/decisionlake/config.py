@@ -118,6 +118,10 @@ class IngestConfig:
     """Per-source ingest settings."""
 
     clickstream: ClickstreamIngestConfig = field(default_factory=ClickstreamIngestConfig)
+    quarantined_files: dict[str, Literal["fail", "warn"]] = field(default_factory=dict)
+    """Per ingest job (``ingest_clickstream``, ``ingest_ga4``, ...): ``fail`` makes the ingest
+    exit 1 after writing the good files when any file was quarantined (the pipeline stops
+    and alerts); ``warn`` (default) logs it and goes on."""
 
 
 @dataclass(frozen=True)

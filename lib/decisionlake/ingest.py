@@ -36,8 +36,67 @@ QUARANTINE_SCHEMA = T.StructType(
 )
 
 
+FILE_QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("ingest_date", T.DateType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("path", T.StringType(), False),
+        T.StructField("size_bytes", T.LongType(), False),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("detail", T.StringType()),
+        T.StructField("lines_readable", T.LongType()),
+        T.StructField("bytes_readable", T.LongType()),
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+
+
 class AccountingError(RuntimeError):
     """Raised when rows in != rows accepted + rows quarantined."""
+
+
+class QuarantinedFilesError(RuntimeError):
+    """Files of the delivery were quarantined and the source's setting is ``fail``."""
+
+
+def file_verdicts(
+    files: list[lake.LandingFile],
+    per_file: dict[str, tuple[int, int]],
+    verify: Callable[[list[str]], dict[str, dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Which delivered files to quarantine, and the file count per reason.
+
+    ``per_file``: lines and bytes read per file. A gzip file whose bytes do not add up to its
+    trailer's size is decompressed again (``verify``) to tell a cut-short file from a valid
+    one with several members; a zero-byte file is read (as nothing) and counted.
+    """
+    quarantined: list[dict[str, Any]] = []
+    by_reason: dict[str, int] = {}
+    suspicious = []
+    for f in files:
+        lines, size = per_file.get(f.path, (0, 0))
+        if f.reason:
+            quarantined.append({"path": f.path, "size_bytes": f.size, "reason": f.reason,
+                                "detail": "not gzip data despite its name",
+                                "lines_readable": lines, "bytes_readable": 0})  # fmt: skip
+        elif f.size == 0:
+            by_reason["EMPTY_FILE"] = by_reason.get("EMPTY_FILE", 0) + 1
+        elif f.gzip_size is not None and size % 2**32 not in {
+            f.gzip_size,
+            (f.gzip_size + 1) % 2**32,  # the last line without a newline
+        }:
+            suspicious.append(f)
+    checked = verify([f.path for f in suspicious])
+    for f in suspicious:
+        result = checked.get(f.path, {"ok": False, "bytes_readable": 0, "error": "unreadable"})
+        if not result["ok"]:
+            quarantined.append({"path": f.path, "size_bytes": f.size, "reason": "CORRUPT_GZIP",
+                                "detail": result["error"],
+                                "lines_readable": per_file.get(f.path, (0, 0))[0],
+                                "bytes_readable": result["bytes_readable"]})  # fmt: skip
+    for q in quarantined:
+        by_reason[q["reason"]] = by_reason.get(q["reason"], 0) + 1
+    return quarantined, by_reason
 
 
 @dataclass(frozen=True)
@@ -163,14 +222,31 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     ingested_at = F.current_timestamp()
     shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
 
+    files = lake.inspect_landing_files(spark, source)
     raw = lake.read_text_lines(spark, source)
-    validated = (
+    all_lines = (
         spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
         # The raw line is kept for rejected lines only, the parsed one for valid lines only:
         # the cached batch holds each line once.
         .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
         .withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
-    )
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    with log.stage("read_files", source=source, files=len(files)) as st:
+        # The independent line count, per file (rows bounded by the file count); it also
+        # computes the cached batch once for every later pass.
+        per_file = {
+            r["source_file"]: (int(r["lines"]), int(r["bytes"] or 0))
+            for r in all_lines.groupBy("source_file")
+            .agg(F.count("*").alias("lines"), F.sum("line_bytes").alias("bytes"))
+            .collect()
+        }
+        bad_files, files_by_reason = file_verdicts(
+            files, per_file, lambda paths: lake.verify_gzip_files(spark, paths)
+        )
+        bad = sorted(f["path"] for f in bad_files)
+        lines_read = sum(n for path, (n, _) in per_file.items() if path not in bad)
+        st.add(lines=lines_read, files_quarantined=len(bad), by_reason=files_by_reason)
+    validated = all_lines.where(~F.col("source_file").isin(*bad)) if bad else all_lines
     aggregates = [F.count("*").alias("rows")]
     if spec.partition_of_valid_line is not None:
         aggregates += partition_values_aggs(spec.partition_of_valid_line())
@@ -185,9 +261,11 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         # independent counts. (Not with an Observation: once used, it makes the session's MLlib
         # models fail to serialize in Spark 4.1, and notebooks and the local runner share one
         # session.) An empty delivery fails here, before anything is written.
-        lines_read = raw.count()
         if lines_read == 0 and not spec.allow_empty:
-            raise lake.LandingDataMissingError(f"no lines in the files at {source}")
+            raise lake.LandingDataMissingError(
+                f"no readable lines in the files at {source}"
+                + (f" ({len(bad)} file(s) quarantined)" if bad else "")
+            )
         # Bronze commits first: a reader never finds today's quarantine beside a bronze table
         # without today's accepted rows (a kill in between leaves bronze ahead, not behind).
         bronze_done.wait()
@@ -202,7 +280,22 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
                 partition_by=["ingest_date"],
             )
             st.add(rows_written=metrics.get("numOutputRows", 0), version=metrics.get("version"))
+        write_file_quarantine()
         return lines_read, metrics
+
+    def write_file_quarantine() -> None:
+        rows = [
+            (ctx.run_date, spec.name, f["path"], f["size_bytes"], f["reason"], f["detail"],
+             f["lines_readable"], f["bytes_readable"], ctx.run_id)
+            for f in bad_files
+        ]  # fmt: skip
+        lake.replace_slice(
+            spark.createDataFrame(rows, FILE_QUARANTINE_SCHEMA),
+            cfg.table_uri("ops.file_quarantine"),
+            predicate=f"ingest_date = '{day}' AND source = '{spec.name}'",
+            schema=FILE_QUARANTINE_SCHEMA,
+            partition_by=["ingest_date"],
+        )
 
     def merge_bronze(touched: list[Any] | None) -> dict[str, Any]:
         with log.stage("merge_bronze", table=bronze_uri) as st:
@@ -252,13 +345,14 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     # count runs beside validation and MERGE, then it writes once bronze has committed. Both
     # read the cached batch, which is computed once (a block being computed by one task is
     # waited for, then read, by the other).
-    validated.persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        if lines_read == 0 and bad and not spec.allow_empty:
+            write_file_quarantine()  # nothing readable: record what arrived, then fail
         (lines_read, q_metrics), (by_reason, b_metrics) = lake.run_concurrently(
             spark, count_then_write_quarantine, validate_then_merge
         )
     finally:
-        validated.unpersist()
+        all_lines.unpersist()
     valid_rows = int(by_reason.pop("VALID", {"rows": 0})["rows"])
     quarantined = {reason: int(r["rows"]) for reason, r in sorted(by_reason.items())}
     inserted = b_metrics.get("numTargetRowsInserted", 0)
@@ -277,8 +371,22 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         "updated": updated,
         "already_present": valid_keys - inserted,
         "tables": {spec.bronze_table: bronze_uri, spec.quarantine_table: quarantine_uri},
+        "files": {
+            "in": len(files),
+            "read": len(files) - len(bad),
+            "quarantined": len(bad),
+            "by_reason": files_by_reason,
+            "lines_in_quarantined_files": sum(per_file.get(p, (0, 0))[0] for p in bad),
+        },
     }
     check_accounting(summary, quarantine_rows_written=q_metrics.get("numOutputRows", 0))
+    if bad:
+        log.event("files_quarantined", level="WARNING", source=spec.name, files=bad_files)
+        if cfg.ingest.quarantined_files.get(spec.name, "warn") == "fail":
+            raise QuarantinedFilesError(
+                f"{len(bad)} file(s) of {day} quarantined ({files_by_reason}); the good files "
+                f"were ingested; see ops.file_quarantine (source {spec.name})"
+            )
     return summary
 
 
@@ -290,5 +398,8 @@ def check_accounting(summary: dict[str, Any], *, quarantine_rows_written: int) -
         raise AccountingError(
             f"quarantine wrote {quarantine_rows_written} rows, expected {summary['quarantined']}"
         )
+    files = summary.get("files")
+    if files and files["in"] != files["read"] + files["quarantined"]:
+        raise AccountingError(f"files in != files read + quarantined: {files}")
     if summary["already_present"] < 0:
         raise AccountingError(f"inserted more rows than were valid: {summary}")

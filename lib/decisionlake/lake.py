@@ -14,8 +14,10 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
 from pyspark import inheritable_thread_target
@@ -29,15 +31,119 @@ class LandingDataMissingError(RuntimeError):
     """Raised when a run date has no input files."""
 
 
-def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
-    """Lines of every file under ``uri`` (``.gz`` decompressed) as ``value``, ``source_file``.
+@dataclass(frozen=True)
+class LandingFile:
+    """One delivered file as listed, with what its first and last bytes say about it."""
 
-    Bytes are kept as they are (invalid UTF-8 included), so validation can judge them.
+    path: str
+    size: int
+    reason: str | None = None
+    """Set when the file cannot be read at all (``NOT_GZIP``); None otherwise."""
+    gzip_size: int | None = None
+    """A gzip file's trailer: the uncompressed size mod 2**32 (of its last member)."""
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def inspect_landing_files(spark: SparkSession, uri: str) -> list[LandingFile]:
+    """List the files under ``uri`` and read their first two and last eight bytes.
+
+    File-sized work on the driver (a listing and two small reads per file), so a file that is
+    not what its name says, or is cut short, is found without reading it twice.
+    """
+    jvm = spark.sparkContext._jvm  # type: ignore[union-attr]
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    root = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = root.getFileSystem(conf)
+    if not fs.exists(root):
+        raise LandingDataMissingError(f"no input files at {uri}")
+    found: list[LandingFile] = []
+    listing = fs.listFiles(root, True)
+    while listing.hasNext():
+        status = listing.next()
+        path = status.getPath()
+        name = path.getName()
+        if name.startswith((".", "_")):  # hidden and marker files, as Spark skips them
+            continue
+        size = int(status.getLen())
+        if not name.endswith(".gz") or size == 0:
+            found.append(LandingFile(path.toString(), size))
+            continue
+        head, tail = _read_ends(jvm, fs, path, size)
+        if head[:2] != GZIP_MAGIC:
+            found.append(LandingFile(path.toString(), size, reason="NOT_GZIP"))
+            continue
+        gzip_size = int.from_bytes(tail[-4:], "little") if len(tail) == 8 else None
+        found.append(LandingFile(path.toString(), size, gzip_size=gzip_size))
+    return found
+
+
+def _read_ends(jvm: Any, fs: Any, path: Any, size: int) -> tuple[bytes, bytes]:
+    # py4j copies a byte[] by value, so the JVM returns the bytes (no buffer filled in place).
+    read = jvm.org.apache.commons.io.IOUtils.toByteArray
+    stream = fs.open(path)
+    try:
+        head = bytes(read(stream, min(2, size)))
+        stream.seek(max(size - 8, 0))
+        tail = bytes(read(stream, min(8, size)))
+    finally:
+        stream.close()
+    return head, tail
+
+
+def verify_gzip_files(spark: SparkSession, paths: list[str]) -> dict[str, dict[str, Any]]:
+    """Decompress the given files on the executors: ``{path: {ok, bytes_readable, error}}``.
+
+    Only for files whose lines did not add up to their gzip trailer (a cut-short file, or a
+    valid one with several gzip members or without a final newline): whole-file work, but on
+    the few suspicious files only.
+    """
+    if not paths:
+        return {}
+    from pyspark.sql.functions import pandas_udf
+
+    @pandas_udf("ok boolean, bytes_readable long, error string")  # type: ignore[call-overload]
+    def check(contents: pd.Series) -> pd.DataFrame:
+        return pd.DataFrame([_gunzip_check(bytes(c)) for c in contents])
+
+    files = spark.read.format("binaryFile").load(paths).select("path", "content")
+    rows = files.select("path", check("content").alias("c")).collect()  # one row per file
+    return {r["path"]: r["c"].asDict() for r in rows}
+
+
+def _gunzip_check(content: bytes) -> dict[str, Any]:
+    """Whether ``content`` is complete gzip (every member, CRC and size checked)."""
+    import zlib
+
+    total, data = 0, content
+    try:
+        while data:
+            member = zlib.decompressobj(wbits=31)
+            total += len(member.decompress(data))
+            total += len(member.flush())
+            if not member.eof:
+                return {"ok": False, "bytes_readable": total, "error": "unexpected end of data"}
+            data = member.unused_data.lstrip(b"\x00")
+    except zlib.error as exc:
+        return {"ok": False, "bytes_readable": total, "error": str(exc)}
+    return {"ok": True, "bytes_readable": total, "error": None}
+
+
+def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
+    """Lines of every file under ``uri`` (``.gz`` decompressed) as ``value``, ``source_file``
+    and ``line_bytes`` (the line's size as delivered, with its newline).
+
+    Bytes are kept as they are (invalid UTF-8 included), so validation can judge them. A file
+    that breaks off (a cut-short gzip) yields the lines before the break instead of failing
+    the read: :func:`inspect_landing_files` and the lines' sizes tell such files apart.
     """
     try:
         # Lines end at LF only: a raw carriage return inside a value stays in its line (the
         # default also splits at CR, making two broken lines of one); CRLF's CR is cut below.
-        lines = spark.read.option("lineSep", "\n").text(uri)
+        lines = (
+            spark.read.option("lineSep", "\n").option("ignoreCorruptFiles", "true").text(uri)
+        )
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
             raise LandingDataMissingError(f"no input files at {uri}") from None
@@ -45,6 +151,7 @@ def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
     return lines.select(
         line_without_crlf_or_bom(F.col("value")).alias("value"),
         F.col("_metadata.file_path").alias("source_file"),
+        (F.octet_length(F.col("value").cast("binary")) + 1).alias("line_bytes"),
     )
 
 
