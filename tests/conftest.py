@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -98,6 +99,16 @@ def spark(moto_port: int, tmp_path_factory: pytest.TempPathFactory) -> SparkSess
 HISTORY_END = date(2026, 11, 24)
 HISTORY_DAYS = 6
 PIPELINE_PARALLELISM = 2  # as `pipeline run` and the demo: independent steps side by side
+
+
+def job_summary(stderr: str, job: str) -> dict[str, Any]:
+    """The summary of the last ``job_succeeded`` record of ``job`` in a captured JSON log."""
+    for line in reversed(stderr.splitlines()):
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record["event"] == "job_succeeded" and record["job"] == job:
+                return record["summary"]
+    raise AssertionError(f"no summary for {job} in:\n{stderr[-3000:]}")
 
 
 def lake_args(cfg: AppConfig) -> list[str]:

@@ -20,7 +20,7 @@ from decisionlake.jobs import score, train_models
 from decisionlake.lake import read_delta
 from decisionlake.models.training import with_column_label, with_row_split
 
-from .conftest import REPO
+from .conftest import REPO, job_summary
 
 DAY = date(2026, 11, 24)
 FEATURES = [
@@ -63,15 +63,6 @@ def _spec(table: Path) -> dict:
     }
 
 
-def _summary(stderr: str, job: str) -> dict:
-    for line in reversed(stderr.splitlines()):
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record["event"] == "job_succeeded" and record["job"] == job:
-                return record["summary"]
-    raise AssertionError(f"no summary for {job} in:\n{stderr[-3000:]}")
-
-
 @pytest.mark.slow
 def test_a_labelled_table_trains_from_a_spec_alone(
     spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
@@ -86,7 +77,7 @@ def test_a_labelled_table_trains_from_a_spec_alone(
             "--set", f"paths.artifacts={tmp_path / 'artifacts'}",
             "--set", f"services.mlflow_tracking_uri=sqlite:///{tmp_path}/mlflow.db"]  # fmt: skip
     assert train_models.main(args) == 0
-    trained = _summary(capfd.readouterr().err, "train_models")["models"]["breast_cancer"]
+    trained = job_summary(capfd.readouterr().err, "train_models")["models"]["breast_cancer"]
     assert trained["role"] == "champion", trained["decision"]
     assert trained["train_dates"] == [] and trained["test_dates"] == []
     assert trained["inputs"][str(table)]["format"] == "csv"  # what was read is recorded
@@ -124,7 +115,7 @@ def test_a_labelled_table_trains_from_a_spec_alone(
 
     code = score.main(args)
     assert code == 0, capfd.readouterr().err.splitlines()[-1]
-    scored = _summary(capfd.readouterr().err, "score")["models"]["breast_cancer"]
+    scored = job_summary(capfd.readouterr().err, "score")["models"]["breast_cancer"]
     assert scored["rows"] == len(split)  # the whole table is scored
     scores = read_delta(spark, str(tmp_path / "lake" / "gold" / "scores"))
     assert scores.where(F.col("score").between(0, 1)).count() == len(split)

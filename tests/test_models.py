@@ -20,7 +20,7 @@ from decisionlake.models.sources import TrainingDataError, selected_models
 from decisionlake.models.train import fit_supervised
 from decisionlake.models.training import time_split, with_labels
 
-from .conftest import HISTORY_END
+from .conftest import HISTORY_END, job_summary
 
 D = date(2026, 11, 10)
 
@@ -30,15 +30,6 @@ def _job_args(history: dict[str, Any], day: date, *extra: str) -> list[str]:
     for setting in history["settings"]:
         out += ["--set", setting]
     return out + list(extra)
-
-
-def _summary(stderr: str, job: str) -> dict:
-    for line in reversed(stderr.splitlines()):
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record["event"] == "job_succeeded" and record["job"] == job:
-                return record["summary"]
-    raise AssertionError(f"no summary for {job} in:\n{stderr[-3000:]}")
 
 
 # ---- specs ---------------------------------------------------------------------------------
@@ -196,7 +187,7 @@ def test_models_train_register_and_score(
 ) -> None:
     cfg = history["cfg"]
     assert train_models.main(_job_args(history, HISTORY_END)) == 0
-    first = _summary(capfd.readouterr().err, "train_models")["models"]
+    first = job_summary(capfd.readouterr().err, "train_models")["models"]
     propensity = first["advisor_propensity"]
     m = propensity["metrics"]
     # The planted signal is found, and it is more than recency.
@@ -233,7 +224,7 @@ def test_models_train_register_and_score(
 
     # Same data again: the new version cannot beat the champion by the margin.
     assert train_models.main(_job_args(history, HISTORY_END, "--model", "advisor_propensity")) == 0
-    second = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    second = job_summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
     assert not second["promoted"] and "does not beat champion v1" in second["decision"]
     assert second["role"] == "challenger"
     assert str(client.get_model_version_by_alias("advisor_propensity", "challenger").version) == "2"
@@ -242,7 +233,7 @@ def test_models_train_register_and_score(
     # Scoring: every champion scores the day; a rerun replaces, never duplicates.
     for _ in range(2):
         assert score.main(_job_args(history, HISTORY_END)) == 0
-    summary = _summary(capfd.readouterr().err, "score")
+    summary = job_summary(capfd.readouterr().err, "score")
     scores = read_delta(spark, cfg.table_uri("gold.scores")).where(
         F.col("as_of_date") == F.lit(HISTORY_END)
     )
@@ -324,7 +315,7 @@ def test_rejected_and_shadow_versions_and_a_champion_without_checks(
 
     # A version that cannot beat its baseline by the margin is rejected and never scored.
     assert train_models.main(_job_args(history, HISTORY_END, *own, *unbeatable)) == 0
-    trained = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    trained = job_summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
     assert trained["role"] == "rejected" and not trained["promoted"]
     assert "beats_baseline" in trained["decision"]
     cfg = load_config("test", overrides={"services.mlflow_tracking_uri": uri})
@@ -336,25 +327,25 @@ def test_rejected_and_shadow_versions_and_a_champion_without_checks(
     assert str(client.get_model_version_by_alias("advisor_propensity", "rejected").version) == "1"
     assert registry.current_champion(cfg, "advisor_propensity") is None
     assert score.main(_job_args(history, HISTORY_END, *own)) == 0
-    scored = _summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    scored = job_summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
     assert scored == {"skipped": "no champion registered yet"}
 
     # Shadow mode: the same failing check is recorded but does not block.
     shadow = ["--set", "models.advisor_propensity.promotion.mode=shadow"]
     assert train_models.main(_job_args(history, HISTORY_END, *own, *unbeatable, *shadow)) == 0
-    trained = _summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    trained = job_summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
     assert trained["role"] == "champion" and "shadow mode: beats_baseline" in trained["decision"]
     v2 = client.get_model_version("advisor_propensity", "2")
     assert v2.tags["checks_passed"] == "false" and v2.tags["promotion_mode"] == "shadow"
     assert score.main(_job_args(history, HISTORY_END, *own)) == 0
-    scored = _summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    scored = job_summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
     assert scored["model_version"] == "2" and scored["rows"] > 0
 
     # A champion registered before the checks existed (no check tags) is refused by score.
     for key in ("checks_passed", "promotion_mode"):
         client.delete_model_version_tag("advisor_propensity", "2", key)
     assert score.main(_job_args(history, HISTORY_END, *own)) == 0
-    scored = _summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    scored = job_summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
     assert "no promotion checks recorded" in scored["refused"]
 
 

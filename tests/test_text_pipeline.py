@@ -29,7 +29,7 @@ from decisionlake.lake import delta_table_exists, read_delta
 from decisionlake.text import models
 from decisionlake.text.features import score_notes
 
-from .conftest import REAL_DATA, make_config
+from .conftest import REAL_DATA, job_summary, make_config
 
 pytestmark = pytest.mark.integration
 END = date(2026, 11, 24)
@@ -45,15 +45,6 @@ def _args(cfg: AppConfig, day: date, *extra: str) -> list[str]:
         "--set", f"services.mlflow_tracking_uri={cfg.services.mlflow_tracking_uri}",
         *extra,
     ]  # fmt: skip
-
-
-def _summary(stderr: str, job: str) -> dict:
-    for line in reversed(stderr.splitlines()):
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record["event"] == "job_succeeded" and record["job"] == job:
-                return record["summary"]
-    raise AssertionError(f"no summary for {job}")
 
 
 @pytest.fixture(scope="module")
@@ -84,13 +75,13 @@ def test_text_ingest_accounts_for_every_line_and_file(
             if f["kind"] == "crm_notes" and f["date"] == day.isoformat()
         )
         assert ingest_text.main(_args(cfg, day)) == 0
-        summary = _summary(capfd.readouterr().err, "ingest_text")
+        summary = job_summary(capfd.readouterr().err, "ingest_text")
         assert summary["rows_in"] == lines + files > 0
         assert summary["quarantined"] == damaged
         assert summary["accepted"] + summary["quarantined"] == summary["rows_in"]
         # A rerun of the day adds and changes nothing.
         assert ingest_text.main(_args(cfg, day)) == 0
-        again = _summary(capfd.readouterr().err, "ingest_text")
+        again = job_summary(capfd.readouterr().err, "ingest_text")
         assert (again["inserted"], again["updated"], again["silver_inserted"]) == (0, 0, 0)
     bronze = read_delta(spark, cfg.table_uri("bronze.crm_notes"))
     silver = read_delta(spark, cfg.table_uri("silver.crm_notes"))
@@ -169,10 +160,10 @@ def test_model_is_reused_unless_a_refit_is_asked(
         assert build_text_features.main(_args(cfg, END)) == 0
     current = models.find_version(cfg).version
     assert build_text_features.main(_args(cfg, END)) == 0
-    again = _summary(capfd.readouterr().err, "build_text_features")
+    again = job_summary(capfd.readouterr().err, "build_text_features")
     assert (again["refit"], again["model_version"], again["notes_scored"]) == (False, current, 0)
     assert build_text_features.main(_args(cfg, END, "--set", "text.refit=true")) == 0
-    refit = _summary(capfd.readouterr().err, "build_text_features")
+    refit = job_summary(capfd.readouterr().err, "build_text_features")
     notes = read_delta(spark, cfg.table_uri("silver.crm_notes")).count()
     assert refit["refit"] and refit["model_version"] != current
     assert refit["notes_scored"] == notes  # every note rescored with the new version
@@ -204,11 +195,11 @@ def test_real_cfpb_narratives_through_the_text_path(
     (crm_dir / "one.json").write_text(json.dumps({"advisor_id": "CONSUMER"}) + "\n")
     assert ingest_crm.main(_args(cfg, day)) == 0
     assert ingest_text.main(_args(cfg, day)) == 0
-    summary = _summary(capfd.readouterr().err, "ingest_text")
+    summary = job_summary(capfd.readouterr().err, "ingest_text")
     assert summary["rows_in"] == summary["accepted"] == len(narratives)  # nothing lost
     args = _args(cfg, day, "--set", "text.lda_topics=5", "--set", "text.min_doc_freq=3")
     assert build_text_features.main(args) == 0
-    topics = _summary(capfd.readouterr().err, "build_text_features")["topics"]
+    topics = job_summary(capfd.readouterr().err, "build_text_features")["topics"]
     print("\nCFPB topics:\n" + "\n".join(f"  {k}: {', '.join(v)}" for k, v in topics.items()))
     vocabulary = models.load(models.find_version(cfg)).stages[-3].vocabulary
     assert not [t for t in vocabulary if re.search(r"(^|\s)x{2,}(\s|$)", t)]  # masks are no words
