@@ -206,3 +206,26 @@ def test_dominant_topic_numbers_topics_from_zero_like_the_topics_table(
         .collect()
     ]
     assert got == [0, 2, 0]  # LDA's describeTopics numbers the first topic 0
+
+
+def test_publisher_masks_glued_to_words_or_numbers_never_become_tokens(
+    spark: SparkSession,
+) -> None:
+    df = spark.createDataFrame(
+        [("Balance 719XXXX was OpenedXX/XX/XXXX and the XXXX account closed",)], "text string"
+    )
+    tokens = tokenize(df).first()["tokens"]
+    assert "opened" in tokens and "account" in tokens
+    assert not [t for t in tokens if "xx" in t], tokens
+
+
+def test_account_redaction_spares_citations_ranges_and_dates(spark: SparkSession) -> None:
+    kept = "Under 15 U.S.C. 6801-6805, paid $ 1000-2000 a month since 11-24-2026 and 2026-11-24."
+    redacted = "Accounts 4512-8890-30, 123456789012 and card 4111 1111 1111 1111."
+    df = spark.createDataFrame([(kept, None, None), (redacted, None, None)],
+                               "t string, first string, last string")  # fmt: skip
+    rows = with_redacted(
+        df, text="t", first_name="first", last_name="last", out_text="r", out_counts="c"
+    ).collect()
+    assert rows[0]["r"] == kept and rows[0]["c"]["ACCOUNT"] == 0
+    assert rows[1]["r"] == "Accounts <ACCOUNT>, <ACCOUNT> and card <ACCOUNT>."

@@ -210,6 +210,44 @@ def partition_values_from(row: dict[str, Any]) -> list[Any] | None:
     return list(values)
 
 
+def write_file_quarantine(ctx: JobContext, source: str, bad_files: list[dict[str, Any]]) -> None:
+    """Replace the run date's slice of ``ops.file_quarantine`` for ``source``."""
+    rows = [
+        (ctx.run_date, source, f["path"], f["size_bytes"], f["reason"], f["detail"],
+         f["lines_readable"], f["bytes_readable"], ctx.run_id)
+        for f in bad_files
+    ]  # fmt: skip
+    lake.replace_slice(
+        ctx.spark.createDataFrame(rows, FILE_QUARANTINE_SCHEMA),
+        ctx.cfg.table_uri("ops.file_quarantine"),
+        predicate=f"ingest_date = '{ctx.run_date.isoformat()}' AND source = '{source}'",
+        schema=FILE_QUARANTINE_SCHEMA,
+        partition_by=["ingest_date"],
+    )
+
+
+def checked_text_lines(
+    ctx: JobContext, source: str
+) -> tuple[DataFrame, int, list[dict[str, Any]], dict[str, int]]:
+    """The lines of the readable files under ``source``, their count, the quarantined files
+    and the file count per reason (one pass over the lines, to count them per file)."""
+    files = lake.inspect_landing_files(ctx.spark, source)
+    lines = lake.read_text_lines(ctx.spark, source)
+    per_file = {
+        r["source_file"]: (int(r["lines"]), int(r["bytes"] or 0))
+        for r in lines.groupBy("source_file")
+        .agg(F.count("*").alias("lines"), F.sum("line_bytes").alias("bytes"))
+        .collect()  # one row per file
+    }
+    bad_files, by_reason = file_verdicts(
+        files, per_file, lambda paths: lake.verify_gzip_files(ctx.spark, paths)
+    )
+    bad = sorted(f["path"] for f in bad_files)
+    count = sum(n for path, (n, _) in per_file.items() if path not in bad)
+    readable = lines.where(~F.col("source_file").isin(*bad)) if bad else lines
+    return readable, count, bad_files, by_reason
+
+
 def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     """Ingest ``<landing>/<landing_dir>/date=<run-date>/``; returns the accounting summary."""
     cfg, spark, log = ctx.cfg, ctx.spark, ctx.log
@@ -280,22 +318,8 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
                 partition_by=["ingest_date"],
             )
             st.add(rows_written=metrics.get("numOutputRows", 0), version=metrics.get("version"))
-        write_file_quarantine()
+        write_file_quarantine(ctx, spec.name, bad_files)
         return lines_read, metrics
-
-    def write_file_quarantine() -> None:
-        rows = [
-            (ctx.run_date, spec.name, f["path"], f["size_bytes"], f["reason"], f["detail"],
-             f["lines_readable"], f["bytes_readable"], ctx.run_id)
-            for f in bad_files
-        ]  # fmt: skip
-        lake.replace_slice(
-            spark.createDataFrame(rows, FILE_QUARANTINE_SCHEMA),
-            cfg.table_uri("ops.file_quarantine"),
-            predicate=f"ingest_date = '{day}' AND source = '{spec.name}'",
-            schema=FILE_QUARANTINE_SCHEMA,
-            partition_by=["ingest_date"],
-        )
 
     def merge_bronze(touched: list[Any] | None) -> dict[str, Any]:
         with log.stage("merge_bronze", table=bronze_uri) as st:
@@ -347,7 +371,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     # waited for, then read, by the other).
     try:
         if lines_read == 0 and bad and not spec.allow_empty:
-            write_file_quarantine()  # nothing readable: record what arrived, then fail
+            write_file_quarantine(ctx, spec.name, bad_files)  # nothing readable: record, fail
         (lines_read, q_metrics), (by_reason, b_metrics) = lake.run_concurrently(
             spark, count_then_write_quarantine, validate_then_merge
         )

@@ -141,9 +141,7 @@ def read_text_lines(spark: SparkSession, uri: str) -> DataFrame:
     try:
         # Lines end at LF only: a raw carriage return inside a value stays in its line (the
         # default also splits at CR, making two broken lines of one); CRLF's CR is cut below.
-        lines = (
-            spark.read.option("lineSep", "\n").option("ignoreCorruptFiles", "true").text(uri)
-        )
+        lines = spark.read.option("lineSep", "\n").option("ignoreCorruptFiles", "true").text(uri)
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" in str(exc) or "Path does not exist" in str(exc):
             raise LandingDataMissingError(f"no input files at {uri}") from None

@@ -20,7 +20,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake import lake
-from decisionlake.ingest import QUARANTINE_SCHEMA, check_accounting, dedupe_on, to_quarantine
+from decisionlake.ingest import (
+    QUARANTINE_SCHEMA,
+    check_accounting,
+    checked_text_lines,
+    dedupe_on,
+    to_quarantine,
+    write_file_quarantine,
+)
 from decisionlake.runtime import JobContext, run_job
 from decisionlake.text.ingest import (
     BRONZE_SCHEMA,
@@ -36,27 +43,35 @@ NAME = "ingest_text"
 SILVER_COMPARED = ("advisor_id", "note_date", "channel", "author", "subject", "text")
 
 
-def read_candidates(ctx: JobContext) -> tuple[DataFrame, int]:
-    """Candidates from every input kind present for the run date, and how many inputs there are
-    (lines plus files, counted on the raw read so the accounting can catch a loss)."""
+def read_candidates(ctx: JobContext) -> tuple[DataFrame, int, list[dict[str, Any]]]:
+    """Candidates from every input kind present for the run date, how many inputs there are
+    (lines plus files, counted on the raw read so the accounting can catch a loss), and the
+    note files quarantined whole (not gzip despite the name, cut short)."""
     landing = ctx.cfg.paths.landing.rstrip("/")
     day = ctx.run_date.isoformat()
     max_bytes = ctx.cfg.text.max_document_bytes
     frames: list[DataFrame] = []
     inputs = 0
-    for reader, builder, folder in (
-        (lake.read_text_lines, json_note_candidates, "crm_notes"),
-        (lake.read_binary_files, file_note_candidates, "crm_files"),
-    ):
-        try:
-            raw = reader(ctx.spark, f"{landing}/{folder}/date={day}")
-            inputs += raw.count()
-            frames.append(builder(raw, max_bytes=max_bytes))
-        except lake.LandingDataMissingError as exc:
-            ctx.log.event("input_missing", folder=folder, reason=str(exc))
+    bad_files: list[dict[str, Any]] = []
+    try:
+        lines, count, bad_files, by_reason = checked_text_lines(
+            ctx, f"{landing}/crm_notes/date={day}"
+        )
+        inputs += count
+        frames.append(json_note_candidates(lines, max_bytes=max_bytes))
+        if by_reason:
+            ctx.log.event("note_files", level="WARNING" if bad_files else "INFO", **by_reason)
+    except lake.LandingDataMissingError as exc:
+        ctx.log.event("input_missing", folder="crm_notes", reason=str(exc))
+    try:
+        files = lake.read_binary_files(ctx.spark, f"{landing}/crm_files/date={day}")
+        inputs += files.count()
+        frames.append(file_note_candidates(files, max_bytes=max_bytes))
+    except lake.LandingDataMissingError as exc:
+        ctx.log.event("input_missing", folder="crm_files", reason=str(exc))
     if not frames or inputs == 0:
         raise lake.LandingDataMissingError(f"no notes or note files for {day} under {landing}")
-    return reduce(DataFrame.unionByName, frames), inputs
+    return reduce(DataFrame.unionByName, frames), inputs, bad_files
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -74,7 +89,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     }
 
     with log.stage("read_validate") as st:
-        candidates, rows_in = read_candidates(ctx)
+        candidates, rows_in, bad_files = read_candidates(ctx)
         candidates = candidates.persist(StorageLevel.MEMORY_AND_DISK)
         by_reason = {
             (r["reason"] or "VALID"): (int(r["rows"]), int(r["keys"]))
@@ -143,9 +158,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
             st.add(inserted=s["numTargetRowsInserted"], updated=s["numTargetRowsUpdated"])
         return b, s
 
-    # The quarantine and the bronze/silver chain are independent: written side by side.
+    # Bronze (then silver) first, the quarantines after: a reader never finds a day's
+    # quarantine beside tables without that day's notes.
     try:
-        q, (b, s) = lake.run_concurrently(spark, write_quarantine, write_bronze_then_silver)
+        b, s = write_bronze_then_silver()
+        q = write_quarantine()
+        write_file_quarantine(ctx, NAME, bad_files)
     finally:
         candidates.unpersist()
 
@@ -161,6 +179,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "already_present": valid_keys - b["numTargetRowsInserted"],
         "silver_inserted": s["numTargetRowsInserted"],
         "silver_updated": s["numTargetRowsUpdated"],
+        "files_quarantined": len(bad_files),
         "tables": {
             name: cfg.table_uri(name)
             for name in ("bronze.crm_notes", "bronze.crm_notes_quarantine", "silver.crm_notes")

@@ -28,11 +28,14 @@ from pyspark.sql import functions as F
 from decisionlake.config import SentimentConfig, TextConfig
 
 # Placeholders from redaction (<EMAIL>), publisher masks (XXXX, XX/XX/XXXX), amounts ({$1.00}),
-# links and digits carry no topic: they are removed before tokens are made.
+# links and digits carry no topic: they are removed before tokens are made. Masks are matched
+# in capitals before lower-casing, also where glued to a word or number (719XXXX,
+# OpenedXX/XX/XXXX), which word boundaries would miss.
 NORMALIZE_SQL = (
     "SELECT *, trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
-    "regexp_replace(lower(coalesce(text, '')), '<[a-z_]+>', ' '), "
-    "'\\\\bx{2,}(/x{2,})*\\\\b', ' '), '\\\\{\\\\$[0-9.,]+\\\\}', ' '), "
+    "regexp_replace(lower(regexp_replace(coalesce(text, ''), 'X{2,}(/X{2,})*', ' ')), "
+    "'<[a-z_]+>', ' '), '\\\\bx{2,}(/x{2,})*\\\\b', ' '), "
+    "'\\\\{\\\\$[0-9.,]+\\\\}', ' '), "
     "'https?://\\\\S+', ' '), '[0-9]+', ' ')) AS norm_text FROM __THIS__"
 )
 

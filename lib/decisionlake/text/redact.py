@@ -22,7 +22,14 @@ PATTERNS: tuple[tuple[str, str], ...] = (
         r"(?:\+1[-. ]?)?\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
         r"|\+\d{1,3}(?:[ -]?\d{1,4}){2,5}\b",
     ),
-    ("ACCOUNT", r"\b(?!\d{4}-\d{2}-\d{2}\b)\d(?:[ -]?\d){7,16}\b"),
+    # 8-17 digits in one run, dash-grouped in three or more groups (4512-8890-30) or a card's
+    # four groups of four; not two groups (a range such as 1000-2000, a citation such as
+    # 15 U.S.C. 6801-6805) and not a date (2026-11-24, 11-24-2026).
+    (
+        "ACCOUNT",
+        r"\b(?!\d{4}-\d{1,2}-\d{1,2}\b)(?!\d{1,2}-\d{1,2}-\d{2,4}\b)"
+        r"(?:\d{8,17}|\d{2,6}(?:-\d{2,6}){2,4}|\d{4}(?: \d{4}){3})\b",
+    ),
 )
 
 
