@@ -548,8 +548,17 @@ def _current_version(table: DeltaTable) -> int:
 def overwrite_table(
     source: DataFrame, uri: str, *, partition_by: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Replace a whole (small, derived) table atomically; earlier versions stay readable."""
-    writer = source.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    """Replace a whole (small, derived) table atomically; earlier versions stay readable.
+
+    Never with deletion vectors: these copies are for readers outside Spark (delta-rs,
+    Athena, Redshift Spectrum), whose plain readers refuse them.
+    """
+    writer = (
+        source.write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .option("delta.enableDeletionVectors", "false")
+    )
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.save(uri)
