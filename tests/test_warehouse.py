@@ -48,7 +48,10 @@ def _scores(spark: SparkSession, n: int = 40, *, day: date = DAY, shift: float =
             round((i % 10) / 10 + shift, 4),
             1 + i % 10,
             None,
-            [("downloads_30d", 0.5), ("recency_days", -0.25)],
+            [
+                ("downloads_30d", 0.5, "downloads_30d high"),
+                ("recency_days", -0.25, "recency_days low"),
+            ],
             "run-1",
             AT,
         )
@@ -268,11 +271,19 @@ def test_a_load_killed_between_copy_and_commit_changes_nothing(
     staged = Path(cfg.paths.artifacts) / "warehouse-staging" / table.target
     assert any(staged.rglob("*.parquet"))  # the staging prefix is kept for inspection
     env.pop("DECISIONLAKE_FAULT")
+    # A recent staging folder may be a load still running: kept (the default, 60 minutes).
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert any(staged.rglob("*.parquet"))
     after = _rows(warehouse_secret["url"], _target_sql(cfg))
     assert len(after) == len(before) + 24 and set(before) <= set(after)
     assert not _stages(warehouse_secret["url"], table.target)  # the killed load's table dropped
+    # Old enough, the next successful load removes the killed load's staged files too.
+    again = [*args, "--set", "warehouse.stale_staging_minutes=0"]
+    rerun = subprocess.run(again, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert not any(staged.rglob("*.parquet")) and not list(staged.iterdir())
+    assert _rows(warehouse_secret["url"], _target_sql(cfg)) == after  # the rerun is exact
 
 
 def _plan(df: DataFrame) -> LoadPlan:

@@ -331,6 +331,9 @@ class WarehouseConfig:
     """Staged Parquet: one file per partition up to this many (COPY loads files in parallel)."""
     load_connections: int = _checked(4, "positive")
     """PostgreSQL: staged files are COPYed in parallel over this many connections."""
+    stale_staging_minutes: float = _checked(60.0, "non_negative")
+    """A later successful load removes staged files of earlier loads of the same target once
+    they are this old (younger ones may belong to a load still running)."""
     exports: dict[str, ExportTableConfig] = field(default_factory=dict)
     redshift: RedshiftConfig = field(default_factory=RedshiftConfig)
 

@@ -114,3 +114,37 @@ def stage(
 def clean(staged: StagedData, storage: StorageConfig) -> None:
     """Remove the staged files and manifest."""
     delete_prefix(staged.prefix, storage)
+
+
+def clean_stale(
+    parent: str, *, keep: str, storage: StorageConfig, older_than_minutes: float
+) -> list[str]:
+    """Remove the staging folders of earlier loads of one target (killed or failed ones).
+
+    ``parent`` holds one folder per run id; ``keep`` (this load's) stays, and so does any
+    folder with a file newer than ``older_than_minutes`` (a load of the same target that may
+    still be running). Returns the folders removed.
+    """
+    import time
+
+    from pyarrow import fs as pafs
+
+    from decisionlake.storage import filesystem_for
+
+    filesystem, path = filesystem_for(parent, storage)
+    if filesystem.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    cutoff = time.time() - older_than_minutes * 60
+    removed = []
+    for folder in filesystem.get_file_info(pafs.FileSelector(path)):
+        if folder.type != pafs.FileType.Directory or folder.base_name == keep:
+            continue
+        files = filesystem.get_file_info(pafs.FileSelector(folder.path, recursive=True))
+        newest = max(
+            (f.mtime.timestamp() for f in files if f.type == pafs.FileType.File and f.mtime),
+            default=0.0,
+        )
+        if newest <= cutoff:
+            filesystem.delete_dir(folder.path)
+            removed.append(folder.base_name)
+    return removed

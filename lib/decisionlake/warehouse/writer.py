@@ -148,7 +148,6 @@ class ExportResult:
     bytes: int
     alters: list[str]
     staged_prefix: str
-    kept_staging: bool
 
 
 def export(
@@ -230,6 +229,14 @@ def export(
             raise
         st.add(rows=found.rows, key_checksum=found.key_checksum, **getattr(backend, "last", {}))
     staging.clean(staged, cfg.storage)
-    return ExportResult(
-        table.target, found.rows, len(staged.files), staged.bytes, alters, prefix, False
+    # Files of loads killed or failed earlier: the target now holds this load, so theirs
+    # are no longer needed for inspection or a rerun.
+    stale = staging.clean_stale(
+        prefix.rsplit("/", 1)[0],
+        keep=run_id,
+        storage=cfg.storage,
+        older_than_minutes=w.stale_staging_minutes,
     )
+    if stale:
+        log.event("stale_staging_removed", target=table.target, runs=stale)
+    return ExportResult(table.target, found.rows, len(staged.files), staged.bytes, alters, prefix)
