@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
 
-# `make test-unit`: no local service is started (tests marked integration are left out).
+# `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
 .PHONY: demo test test-unit test-random bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
@@ -18,7 +18,7 @@ test: venv jars tools
 
 test-unit: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
-	$(PY) -m pytest -q --durations=10 -m "not integration" tests
+	$(PY) -m pytest -q --durations=10 -m "not integration and not slow" tests
 
 # Benchmarks print figures (never timed tests): the pipeline at 1x..8x with floors, then the
 # warehouse writer against Spark JDBC. Results also go to bench/results/.

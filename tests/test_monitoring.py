@@ -116,3 +116,26 @@ def test_monitor_alerts_on_a_shifted_day_only(
     )
     rows = outcomes.collect()  # ten deciles at most
     assert sum(r["advisors"] for r in rows) == 300 and sum(r["converted"] for r in rows) > 0
+
+    # Below its baseline on matured labels: alerted and tagged. An oracle column (the realised
+    # label itself) as the baseline is a rule no model can beat.
+    from decisionlake.models.training import with_labels
+
+    spec = cfg.models["advisor_propensity"]
+    trades = read_delta(spark, cfg.table_uri("bronze.fund_trades"))
+    oracle = with_labels(
+        snapshots, trades, source=spec.source, label=spec.label, label_through=HISTORY_END
+    ).select("advisor_id", "as_of_date", F.col("label").alias("oracle"))
+    oracle_uri = str(tmp_path / "advisor_360_oracle")
+    overwrite_table(snapshots.join(oracle, ["advisor_id", "as_of_date"], "left"), oracle_uri)
+    assert 0.0 <= decay["baseline_areaUnderROC"] <= 1.0  # the shipped rule, on the same rows
+    capfd.readouterr()
+    argv = [*base, "--run-date", HISTORY_END.isoformat(), "--model", "advisor_propensity",
+            "--set", f"models.advisor_propensity.source.table={oracle_uri}",
+            "--set", "models.advisor_propensity.baseline=coalesce(oracle, 0.0)"]  # fmt: skip
+    assert monitor.main(argv) == 0
+    below = _summary(capfd.readouterr().err)
+    assert below["below_baseline"] and "below its baseline" in below["below_baseline"][0]
+    assert below["sns_message_id"]
+    tags = client.get_model_version("advisor_propensity", champion.version).tags
+    assert tags.get("below_baseline") == HISTORY_END.isoformat()
