@@ -7,7 +7,7 @@ JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
-.PHONY: demo test test-unit test-random bench venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test test-unit bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
