@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from email.message import EmailMessage
 
 import pytest
@@ -116,7 +117,7 @@ def test_lexicon_sentiment_with_negation_and_language(spark: SparkSession) -> No
     scored = detect_language(
         sentiment_scores(
             lexicon_scores(tokenize(notes), lexicon=cfg.text.lexicon),
-            sentiment=cfg.text.sentiment,
+            sentiment=dataclasses.replace(cfg.text.sentiment, lexicon="hand"),  # its word lists
         ),
         languages=cfg.text.languages,
     )
@@ -229,3 +230,38 @@ def test_account_redaction_spares_citations_ranges_and_dates(spark: SparkSession
     ).collect()
     assert rows[0]["r"] == kept and rows[0]["c"]["ACCOUNT"] == 0
     assert rows[1]["r"] == "Accounts <ACCOUNT>, <ACCOUNT> and card <ACCOUNT>."
+
+
+def test_vader_and_hand_lexicons_on_real_complaints(spark: SparkSession) -> None:
+    """Every CFPB narrative is a complaint: a sentiment lexicon should call most negative.
+
+    One-class evidence (no positive texts to measure false alarms), printed for both lexicons;
+    the shipped configuration keeps the one that finds more of them.
+    """
+    import pandas as pd
+
+    from .conftest import REAL_DATA
+
+    frame = pd.read_csv(REAL_DATA / "cfpb" / "complaints_sample.csv")
+    narratives = frame["Consumer complaint narrative"].dropna().tolist()
+    notes = tokenize(spark.createDataFrame([(t,) for t in narratives], "text string"))
+    shipped = load_config("test").text.sentiment
+    shares = {}
+    for lexicon in ("hand", "vader"):
+        settings = dataclasses.replace(shipped, lexicon=lexicon)
+        scored = sentiment_scores(notes, sentiment=settings)
+        row = scored.agg(
+            F.avg((F.col("sentiment_score") < 0).cast("double")).alias("negative"),
+            F.avg((F.col("sentiment_score") == 0).cast("double")).alias("neutral"),
+        ).first()
+        shares[lexicon] = (round(row["negative"], 3), round(row["neutral"], 3))
+    print(f"\n{len(narratives)} CFPB complaints (negative, neutral share): {shares}")
+    assert shares["vader"][0] > shares["hand"][0] + 0.2, shares
+    assert shipped.lexicon == "vader"  # the better of the two is the shipped one
+    # VADER keeps the negation rule: "not happy" is negative, "happy" positive.
+    pair = tokenize(spark.createDataFrame([("not happy",), ("happy",)], "text string"))
+    vader = dataclasses.replace(shipped, lexicon="vader")
+    scores = [
+        r[0] for r in sentiment_scores(pair, sentiment=vader).select("sentiment_score").collect()
+    ]
+    assert scores[0] < 0 < scores[1]

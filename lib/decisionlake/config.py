@@ -191,8 +191,11 @@ class Advisor360Config:
 
 @dataclass(frozen=True)
 class SentimentConfig:
-    """Word lists for sentiment with negation."""
+    """Sentiment with negation: the hand word lists, or VADER's maintained valence lexicon."""
 
+    lexicon: Literal["hand", "vader"] = "hand"
+    """``hand``: count the ``positive`` / ``negative`` words; ``vader``: sum the valences of
+    the ``vaderSentiment`` package's lexicon (about 7,500 rated words), VADER's normalisation."""
     positive: list[str] = field(default_factory=list)
     negative: list[str] = field(default_factory=list)
     negators: list[str] = field(default_factory=list)
