@@ -14,10 +14,12 @@ demo: venv jars
 
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=20 tests
 
 test-unit: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=10 -m "not integration and not slow" tests
 
 # Benchmarks print figures (never timed tests): the pipeline at 1x..8x with floors, then the
@@ -51,6 +53,7 @@ $(JARS_STAMP): scripts/jars/pom.xml scripts/resolve-jars
 
 lint: venv
 	$(VENV)/bin/ruff check lib jobs tests scripts
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff format --check lib jobs tests scripts
 
 format: venv
