@@ -80,7 +80,7 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     from decisionlake.pipeline import main_exit_code
 
     shipped = yaml.safe_load((load_pipeline_path()).read_text())["pipeline"]
-    keep = {"check_quality", "score", "export_scores", "publish", "monitor"}
+    keep = {"check_quality", "score", "build_call_list", "export_scores", "publish", "monitor"}
     steps = [
         {**s, "depends_on": [d for d in s.get("depends_on", []) if d in keep]}
         for s in shipped["steps"]
@@ -99,7 +99,8 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     )  # fmt: skip
     status = {r.step: r.status for r in results}
     assert status["check_quality"] == "failed"
-    assert {status[s] for s in ("score", "export_scores", "publish", "monitor")} == {"skipped"}
+    stopped = ("score", "build_call_list", "export_scores", "publish", "monitor")
+    assert {status[s] for s in stopped} == {"skipped"}
     assert main_exit_code(results) == 1
 
 

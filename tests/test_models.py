@@ -253,6 +253,20 @@ def test_models_train_register_and_score(
     assert top.where("size(top_features) = 3").count() == advisors
     assert top.where("top_features[0].reason RLIKE ' (high|low)$|^not |_'").count() == advisors
 
+    # The call list: the targeted advisors with reasons and a control group, exported
+    # without the control group; uplift waits for matured outcomes.
+    from decisionlake.jobs import build_call_list, export_scores
+
+    assert build_call_list.main(_job_args(history, HISTORY_END)) == 0
+    listed = job_summary(capfd.readouterr().err, "build_call_list")
+    assert listed["targeted"] == cfg.call_list.size == listed["contact"] + listed["holdout"]
+    assert 0 < listed["holdout"] < listed["contact"]
+    assert listed["top"][0]["rank"] == 1 and listed["top"][0]["reasons"]
+    assert listed["uplift"]["conclusion"].startswith("too few matured outcomes")
+    assert export_scores.main(_job_args(history, HISTORY_END)) == 0
+    exported = job_summary(capfd.readouterr().err, "export_scores")["exports"]
+    assert exported["call_list"]["exported"] == listed["contact"]  # held-out advisors stay out
+
     # Lineage: every score row's run id has a run record with the input table versions.
     run_ids = {r["run_id"] for r in scores.select("run_id").distinct().collect()}
     runs = read_delta(spark, cfg.table_uri("ops.runs")).where(F.col("run_id").isin(*run_ids))

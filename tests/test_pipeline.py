@@ -35,7 +35,8 @@ def test_shipped_pipeline_waves() -> None:
         ["build_advisor_360"],
         ["check_quality"],
         ["score"],
-        ["export_scores", "publish", "monitor"],
+        ["build_call_list", "publish", "monitor"],
+        ["export_scores"],
     ]
 
 

@@ -368,6 +368,24 @@ class AccessConfig:
 
 
 @dataclass(frozen=True)
+class CallListConfig:
+    """gold.call_list: whom to contact per run date, with a stable control group."""
+
+    model: str = "advisor_propensity"
+    """The model whose champion ranks the advisors."""
+    segment_model: str = "advisor_segments"
+    size: int = _checked(50, "positive")
+    """Advisors targeted per run date (the control group among them is not called)."""
+    holdout_fraction: float = _checked(0.1, "fraction")
+    campaign_period_days: int = _checked(28, "positive")
+    """The control group is reassigned once per period (keyed hash of advisor and period)."""
+    limits: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per dimension (region, channel): at most this many advisors of a value."""
+    min_per_arm: int = _checked(30, "positive")
+    """Below this many matured outcomes per arm, uplift is reported as too few to conclude."""
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """The whole validated configuration of one environment."""
 
@@ -392,6 +410,7 @@ class AppConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    call_list: CallListConfig = field(default_factory=CallListConfig)
 
     def table_uri(self, logical_name: str) -> str:
         """Resolve a logical table name (``bronze.clickstream``) to its URI."""

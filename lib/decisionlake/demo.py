@@ -57,7 +57,14 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
         done = {m: v.get("rows", v.get("skipped")) for m, v in summary["models"].items()}
         return f"scored: {done}"
     if name == "export_scores":
-        return f"{summary['exported']} rows exported {summary.get('reason', '')}"
+        return ", ".join(
+            f"{n}: {e['exported']} rows {e.get('reason', '')}".strip()
+            for n, e in sorted(summary.get("exports", {"scores": summary}).items())
+        )
+    if name == "build_call_list":
+        if not summary.get("targeted"):
+            return summary.get("reason", "")
+        return f"{summary['contact']} to call, {summary['holdout']} held out (control group)"
     if name == "monitor":
         done = {m: v.get("score_band", v.get("skipped")) for m, v in summary["models"].items()}
         return f"score drift {done}, alerts {len(summary['alerts'])}"
@@ -114,7 +121,7 @@ def _train_and_publish(
     print("\nmodels: train on the history, then score, export and publish the last day",
           flush=True)  # fmt: skip
     outputs: dict[str, dict[str, Any]] = {}
-    for job in ("train_models", "score", "export_scores", "publish", "monitor"):
+    for job in ("train_models", "score", "build_call_list", "export_scores", "publish", "monitor"):
         module = importlib.import_module(JOBS[job])
         parser = module.parser() if hasattr(module, "parser") else None
         t0 = time.perf_counter()
@@ -143,9 +150,11 @@ def _train_and_publish(
                         if k in seg
                     )
                     print(f"      segment {seg['segment']}: {seg['advisors']} advisors, {profile}")
-    export = outputs["export_scores"]
-    staged = f"{export.get('files')} staged file(s), {export.get('staged_bytes')} bytes"
-    print(f"    exported {export['exported']} rows to {export.get('target')} ({staged})")
+    _print_call_list(outputs["build_call_list"])
+    for name, export in sorted(outputs["export_scores"].get("exports", {}).items()):
+        staged = f"{export.get('files')} staged file(s), {export.get('staged_bytes')} bytes"
+        print(f"    exported {name}: {export['exported']} rows to {export.get('target')} "
+              f"({staged})")  # fmt: skip
     with psycopg2.connect(os.environ["DL_PG_URL"]) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT model_name, count(*) FROM analytics.advisor_scores WHERE as_of_date = %s "
@@ -153,7 +162,35 @@ def _train_and_publish(
             (args.run_date,),
         )
         by_model = dict(cur.fetchall())
-    return time.perf_counter() - started, {"rows": sum(by_model.values()), "by_model": by_model}
+        cur.execute(
+            "SELECT count(*) FROM analytics.call_list WHERE run_date = %s", (args.run_date,)
+        )
+        call_list = int(cur.fetchone()[0])
+    return time.perf_counter() - started, {
+        "rows": sum(by_model.values()),
+        "by_model": by_model,
+        "call_list": call_list,
+    }
+
+
+def _print_call_list(summary: dict[str, Any]) -> None:
+    """The top of the call list with reasons, then the uplift line."""
+    if not summary.get("targeted"):
+        print(f"\ncall list: {summary.get('reason')}")
+        return
+    print(f"\ncall list for {summary['run_date']}: {summary['contact']} advisors to call, "
+          f"{summary['holdout']} held out as the control group (top 5):")  # fmt: skip
+    for row in summary["top"]:
+        reasons = "; ".join(row["reasons"] or []) or "no reasons"
+        print(f"  {row['rank']:>3}. {row['advisor_id']}  score {row['score']:.3f}  "
+              f"[{row['segment_name'] or 'no segment'}]  because {reasons}")  # fmt: skip
+    uplift = summary.get("uplift") or {}
+    if uplift.get("uplift_low") is None:
+        arms = f"contacted {uplift.get('contacted', 0)}, held out {uplift.get('held_out', 0)}"
+        print(f"  uplift: {uplift.get('conclusion', 'too few matured outcomes')} ({arms})")
+    else:
+        print(f"  uplift: {uplift['uplift']:+.3f} ({uplift['uplift_low']:+.3f} .. "
+              f"{uplift['uplift_high']:+.3f}), {uplift['conclusion']}")  # fmt: skip
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -230,6 +267,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(
         f"\nwarehouse (PostgreSQL {env['DL_PG_URL']}): analytics.advisor_scores holds "
         f"{scored['rows']} rows for {args.run_date} (read back with psycopg): {scored['by_model']}"
+        f"; analytics.call_list holds {scored['call_list']} advisors to call"
     )
     from decisionlake.report import write_report
 

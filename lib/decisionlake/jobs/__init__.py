@@ -13,6 +13,7 @@ JOBS: dict[str, str] = {
     "ingest_outcomes": "decisionlake.jobs.ingest_outcomes",
     "train_models": "decisionlake.jobs.train_models",
     "score": "decisionlake.jobs.score",
+    "build_call_list": "decisionlake.jobs.build_call_list",
     "export_scores": "decisionlake.jobs.export_scores",
     "publish": "decisionlake.jobs.publish",
     "monitor": "decisionlake.jobs.monitor",

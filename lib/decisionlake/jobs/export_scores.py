@@ -1,4 +1,4 @@
-"""export_scores: the run date's gold.scores → the warehouse table (staged COPY, upsert, verify)."""
+"""export_scores: the run date's gold.scores and call list → the warehouse (staged COPY, verify)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,18 @@ NAME = "export_scores"
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    """Publish the run date's slice; rerunning leaves the warehouse table identical."""
+    """Publish the run date's slice of every export; a rerun leaves the warehouse identical.
+
+    The call list goes without its control group (held-out advisors are never to be called).
+    """
+    results = {name: _export(ctx, name) for name in sorted(ctx.cfg.warehouse.exports)}
+    scores = results.get("scores", {})
+    return {**scores, "run_date": ctx.run_date.isoformat(), "exports": results}
+
+
+def _export(ctx: JobContext, name: str) -> dict[str, Any]:
     cfg = ctx.cfg
-    table = cfg.warehouse.exports["scores"]
+    table = cfg.warehouse.exports[name]
     uri = cfg.table_uri(table.source)
     day = ctx.run_date.isoformat()
     rows = (
@@ -27,10 +36,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
         if lake.delta_table_exists(ctx.spark, uri)
         else None
     )
+    if rows is not None and "assignment" in rows.columns:
+        rows = rows.where(F.col("assignment") == "contact").drop("assignment")
     if rows is None or rows.isEmpty():
         # Before the first champion there is nothing to publish; say so, do not fail.
         ctx.log.event("nothing_to_export", source=table.source, run_date=day)
-        return {"run_date": day, "exported": 0, "reason": f"no rows in {table.source} for {day}"}
+        return {"exported": 0, "reason": f"no rows in {table.source} for {day}"}
     source_version = lake.table_version(ctx.spark, uri)
     backend = make_backend(cfg)
     result = export(rows, table, cfg=cfg, backend=backend, run_id=ctx.run_id, log=ctx.log)
@@ -41,7 +52,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
         details={"target": table.target, "rows": result.rows, "backend": cfg.warehouse.backend},
     )
     return {
-        "run_date": day,
         "exported": result.rows,
         "target": result.target,
         "backend": cfg.warehouse.backend,
