@@ -145,3 +145,23 @@ def test_a_delta_conflict_is_retried_and_a_persistent_one_says_so(monkeypatch) -
     assert len(calls) == 1  # anything else fails at once
     create_race = RuntimeError("[DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION] not empty")
     assert lake.is_conflict(create_race)
+
+
+def test_notebook_tables_are_queryable_in_sql_by_logical_name(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from decisionlake.session import Tables, register_tables
+
+    from .conftest import make_config
+
+    cfg = make_config("test", tmp_path)
+    rows = spark.createDataFrame([(date(2026, 11, 24), "A", 1)], SCHEMA)
+    lake.overwrite_table(rows, cfg.table_uri("gold.advisor_360"))
+    registered = register_tables(spark, Tables(spark, cfg))
+    assert registered == ["gold.advisor_360"]  # only tables that exist
+    assert spark.sql("SELECT count(*) AS n FROM gold.advisor_360").first()["n"] == 1
+    again = make_config("test", tmp_path / "other")  # another lake: the name is re-pointed
+    lake.overwrite_table(rows.union(rows), again.table_uri("gold.advisor_360"))
+    register_tables(spark, Tables(spark, again))
+    assert spark.sql("SELECT count(*) AS n FROM gold.advisor_360").first()["n"] == 2
+    assert lake.read_delta(spark, cfg.table_uri("gold.advisor_360")).count() == 1  # untouched
