@@ -7,7 +7,7 @@ JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
-.PHONY: demo test test-unit bench venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
@@ -16,6 +16,10 @@ test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q --durations=20 tests
+
+# Execute the notebooks against the demo's lake (after `make demo`, services still running).
+notebook: venv
+	$(PY) scripts/run-notebooks
 
 test-unit: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
