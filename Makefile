@@ -44,7 +44,14 @@ $(VENV)/.installed: pyproject.toml
 jars: $(JARS_STAMP)
 
 # Node tools the tests use (the real asl-validator for rendered state machines).
-tools: .cache/node/.installed
+tools: .cache/node/.installed .cache/browser/.installed
+
+# Headless Chromium and its driver (Debian packages) for the business report's browser test.
+.cache/browser/.installed:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromedriver (Debian packages) for the browser test"; \
+	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	mkdir -p .cache/browser && touch $@
 
 .cache/node/.installed: scripts/node/package.json
 	mkdir -p .cache/node

@@ -273,6 +273,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     report = write_report(spark, cfg, [*results, *extra], run_id=uuid.uuid4().hex)
     print(f"\nrun report: {report}")
+    from decisionlake.business_report import write_business_report
+
+    print(f"business report: {write_business_report(spark, cfg, args.run_date)}")
     _log_to_mlflow(env, args, timings, table_rows)  # MLflow prints the run's address
     print(
         f"\npipeline {pipeline_seconds:.1f}s, models {models_seconds:.1f}s, "
