@@ -150,7 +150,6 @@ def _train_and_publish(
                         if k in seg
                     )
                     print(f"      segment {seg['segment']}: {seg['advisors']} advisors, {profile}")
-    _print_call_list(outputs["build_call_list"])
     for name, export in sorted(outputs["export_scores"].get("exports", {}).items()):
         staged = f"{export.get('files')} staged file(s), {export.get('staged_bytes')} bytes"
         print(f"    exported {name}: {export['exported']} rows to {export.get('target')} "
@@ -170,6 +169,7 @@ def _train_and_publish(
         "rows": sum(by_model.values()),
         "by_model": by_model,
         "call_list": call_list,
+        "call_list_summary": outputs["build_call_list"],
     }
 
 
@@ -282,5 +282,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"demo {time.perf_counter() - started:.1f}s "
         "(services keep running: `make services-stop` ends them)"
     )
+    # The decision this is all for, last: whom to call and whether calling works.
+    _print_call_list(scored["call_list_summary"])
     sys.stdout.flush()
     return 0
