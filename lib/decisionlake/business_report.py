@@ -138,7 +138,7 @@ def _health_section(spark: SparkSession, cfg: AppConfig) -> list[str]:
         for r in monitoring.where(
             (
                 (F.col("kind") == "performance")
-                & F.col("name").isin("areaUnderROC", "baseline_areaUnderROC")
+                & F.col("name").isin("areaUnderROC", "baseline_areaUnderROC", "top_decile_lift")
             )
             | (F.col("kind") == "score")
         )
@@ -176,21 +176,33 @@ def _segments_section(spark: SparkSession, cfg: AppConfig, day: date) -> list[st
     if scores is None:
         parts.append("<p><em>no segments yet</em></p>")
         return parts
-    sizes = {
-        r["segment"]: r["count"]
-        for r in scores.where((F.col("model_name") == cfg.call_list.segment_model)
-                              & (F.col("as_of_date") == F.lit(day)))
-        .groupBy("segment").count().collect()  # one row per segment
-    }  # fmt: skip
+    segments = scores.where(
+        (F.col("model_name") == cfg.call_list.segment_model) & (F.col("as_of_date") == F.lit(day))
+    ).select("advisor_id", "segment")
+    spec = cfg.models.get(cfg.call_list.segment_model)
+    snapshot = _read(spark, cfg, "gold.advisor_360")
+    features = [f for f in (spec.features.numeric if spec else [])
+                if snapshot is not None and f in snapshot.columns][:6]  # fmt: skip
+    profiled = (
+        segments.join(snapshot.where(F.col("as_of_date") == F.lit(day)), "advisor_id", "left")
+        if snapshot is not None
+        else segments
+    )
+    rows = [
+        r.asDict()
+        for r in profiled.groupBy("segment")
+        .agg(F.count("*").alias("advisors"), *[F.round(F.avg(f), 2).alias(f) for f in features])
+        .orderBy("segment").collect()  # one row per segment
+    ]  # fmt: skip
     names = (
         dict(calls.where(F.col("run_date") == F.lit(day)).select("segment", "segment_name")
              .distinct().collect())  # one row per segment
         if calls is not None else {}
     )  # fmt: skip
-    rows = [
-        {"segment": s, "name": names.get(s, ""), "advisors": n} for s, n in sorted(sizes.items())
-    ]
-    parts.append(_table(rows, ["segment", "name", "advisors"]))
+    for row in rows:
+        row["name"] = names.get(row["segment"], "")
+    parts.append("<p>Mean behaviour per segment on this date:</p>")
+    parts.append(_table(rows, ["segment", "name", "advisors", *features]))
     return parts
 
 
