@@ -9,7 +9,6 @@ from decisionlake.clickstream.sessions import assign_sessions
 from decisionlake.config import BotRulesConfig
 
 VISITOR_DAY = ("source", "visitor_id", "event_date")
-RULES = ("crawler_user_agent", "event_rate", "session_too_long", "no_page_pings")
 
 
 def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: int) -> DataFrame:

@@ -12,7 +12,6 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Protocol
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import types as T
@@ -48,13 +47,6 @@ CANONICAL_SCHEMA = T.StructType(
         T.StructField("ingest_date", T.DateType()),
     ]
 )
-
-
-class Adapter(Protocol):
-    SOURCE: str
-    BRONZE_TABLE: str
-
-    def to_canonical(self, bronze: DataFrame) -> DataFrame: ...
 
 
 @dataclass(frozen=True)
