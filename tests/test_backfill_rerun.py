@@ -99,6 +99,8 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     )  # fmt: skip
     status = {r.step: r.status for r in results}
     assert status["check_quality"] == "failed"
+    gate = next(r for r in results if r.step == "check_quality")
+    assert "sessions_90d" in gate.reason, gate.reason  # failed for this rule, nothing else
     stopped = ("score", "build_call_list", "export_scores", "publish", "monitor")
     assert {status[s] for s in stopped} == {"skipped"}
     assert main_exit_code(results) == 1
