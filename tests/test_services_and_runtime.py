@@ -27,16 +27,18 @@ def test_moto_serves_s3_dynamodb_secrets_and_sns(moto_server: services.MotoServe
     assert set(services.BUCKETS) <= buckets
     tables = _client("dynamodb", moto_server).list_tables()["TableNames"]
     assert services.DELTA_LOG_TABLE in tables
-    secrets = _client("secretsmanager", moto_server)
-    secrets.create_secret(Name="t/warehouse", SecretString=json.dumps({"user": "u"}))
-    assert json.loads(secrets.get_secret_value(SecretId="t/warehouse")["SecretString"]) == {
-        "user": "u"
-    }
+    # The project's provisioning, read back through the project's own clients.
+    from decisionlake.privacy import _fetch
+
+    key = _fetch(services.PSEUDONYMISATION_SECRET_ID, moto_server.endpoint, "us-east-1")
+    assert len(key) >= 32
     sns = _client("sns", moto_server)
-    arn = sns.create_topic(Name=services.SNS_TOPIC)["TopicArn"]
-    assert sns.publish(TopicArn=arn, Message="drift")["MessageId"]
-    # Provisioning again is a no-op, not an error.
-    assert moto_server.provision()["delta_log_table"] == services.DELTA_LOG_TABLE
+    provisioned = moto_server.provision()  # again: a no-op, not an error
+    assert provisioned["sns_topic_arn"] in {t["TopicArn"] for t in sns.list_topics()["Topics"]}
+    assert provisioned["delta_log_table"] == services.DELTA_LOG_TABLE
+    # ... and a second provisioning keeps the key (tokens stay joinable across runs).
+    _fetch.cache_clear()
+    assert _fetch(services.PSEUDONYMISATION_SECRET_ID, moto_server.endpoint, "us-east-1") == key
 
 
 def test_embedded_postgres_accepts_tcp_connections(postgres: services.EmbeddedPostgres) -> None:
