@@ -80,7 +80,8 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     from decisionlake.pipeline import main_exit_code
 
     shipped = yaml.safe_load((load_pipeline_path()).read_text())["pipeline"]
-    keep = {"check_quality", "score", "build_call_list", "export_scores", "publish", "monitor"}
+    keep = {"check_quality", "score", "build_call_list", "export_scores", "export_call_list",
+            "publish", "monitor"}  # fmt: skip
     steps = [
         {**s, "depends_on": [d for d in s.get("depends_on", []) if d in keep]}
         for s in shipped["steps"]
@@ -101,7 +102,8 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     assert status["check_quality"] == "failed"
     gate = next(r for r in results if r.step == "check_quality")
     assert "sessions_90d" in gate.reason, gate.reason  # failed for this rule, nothing else
-    stopped = ("score", "build_call_list", "export_scores", "publish", "monitor")
+    stopped = ("score", "build_call_list", "export_scores", "export_call_list", "publish",
+               "monitor")  # fmt: skip
     assert {status[s] for s in stopped} == {"skipped"}
     assert main_exit_code(results) == 1
 

@@ -110,10 +110,11 @@ def test_a_dimension_upsert_rerun_commits_nothing_and_a_change_updates_one_row(
     assert first["numTargetRowsInserted"] == 20
     version = lake.table_version(spark, uri)
     again = upsert(rows)  # the same delivery again
-    assert again == {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0}
+    assert again == {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numSourceRows": 20}
     assert lake.table_version(spark, uri) == version  # no commit, no file rewritten
     changed = upsert([*rows[:-1], ("k19", 190), ("k20", 20)])
     assert (changed["numTargetRowsInserted"], changed["numTargetRowsUpdated"]) == (1, 1)
+    assert changed["numSourceRows"] == 21  # the delivery's rows, not only the changed ones
     assert lake.table_version(spark, uri) == version + 1
     values = dict(lake.read_delta(spark, uri).select("key", "value").collect())
     assert values["k19"] == 190 and values["k20"] == 20 and len(values) == 21

@@ -255,7 +255,7 @@ def test_models_train_register_and_score(
 
     # The call list: the targeted advisors with reasons and a control group, exported
     # without the control group; uplift waits for matured outcomes.
-    from decisionlake.jobs import build_call_list, export_scores
+    from decisionlake.jobs import build_call_list, export_call_list
 
     assert build_call_list.main(_job_args(history, HISTORY_END)) == 0
     listed = job_summary(capfd.readouterr().err, "build_call_list")
@@ -263,9 +263,9 @@ def test_models_train_register_and_score(
     assert 0 < listed["holdout"] < listed["contact"]
     assert listed["top"][0]["rank"] == 1 and listed["top"][0]["reasons"]
     assert listed["uplift"]["conclusion"].startswith("too few matured outcomes")
-    assert export_scores.main(_job_args(history, HISTORY_END)) == 0
-    exported = job_summary(capfd.readouterr().err, "export_scores")["exports"]
-    assert exported["call_list"]["exported"] == listed["contact"]  # held-out advisors stay out
+    assert export_call_list.main(_job_args(history, HISTORY_END)) == 0
+    exported = job_summary(capfd.readouterr().err, "export_call_list")
+    assert exported["exported"] == listed["contact"]  # held-out advisors stay out
 
     # Lineage: every score row's run id has a run record with the input table versions.
     run_ids = {r["run_id"] for r in scores.select("run_id").distinct().collect()}

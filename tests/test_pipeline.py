@@ -35,8 +35,8 @@ def test_shipped_pipeline_waves() -> None:
         ["build_advisor_360"],
         ["check_quality"],
         ["score"],
-        ["build_call_list", "publish", "monitor"],
-        ["export_scores"],
+        ["build_call_list", "export_scores", "publish", "monitor"],
+        ["export_call_list"],
     ]
 
 

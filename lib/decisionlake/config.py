@@ -37,12 +37,12 @@ class ConfigError(ValueError):
     """Raised when configuration is missing, unknown or of the wrong type."""
 
 
-_MEMORY = re.compile(r"[1-9][0-9]*[kmgt]?", re.IGNORECASE)
+_MEMORY = re.compile(r"[1-9][0-9]*([kmgtp]b?)?", re.IGNORECASE)  # as Spark reads sizes
 _CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "positive": (lambda v: v > 0, "must be > 0"),
     "non_negative": (lambda v: v >= 0, "must be >= 0"),
     "fraction": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
-    "memory": (lambda v: bool(_MEMORY.fullmatch(str(v))), "must be a size like 512m or 4g"),
+    "memory": (lambda v: bool(_MEMORY.fullmatch(str(v))), "must be a size like 512m, 4g or 4gb"),
     "date": (lambda v: _is_iso_date(v), "must be a date YYYY-MM-DD"),
 }
 

@@ -56,11 +56,8 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
     if name == "score":
         done = {m: v.get("rows", v.get("skipped")) for m, v in summary["models"].items()}
         return f"scored: {done}"
-    if name == "export_scores":
-        return ", ".join(
-            f"{n}: {e['exported']} rows {e.get('reason', '')}".strip()
-            for n, e in sorted(summary.get("exports", {"scores": summary}).items())
-        )
+    if name in ("export_scores", "export_call_list"):
+        return f"{summary['exported']} rows exported {summary.get('reason', '')}"
     if name == "build_call_list":
         if not summary.get("targeted"):
             return summary.get("reason", "")
@@ -121,7 +118,9 @@ def _train_and_publish(
     print("\nmodels: train on the history, then score, export and publish the last day",
           flush=True)  # fmt: skip
     outputs: dict[str, dict[str, Any]] = {}
-    for job in ("train_models", "score", "build_call_list", "export_scores", "publish", "monitor"):
+    jobs = ("train_models", "score", "build_call_list", "export_scores", "export_call_list",
+            "publish", "monitor")  # fmt: skip
+    for job in jobs:
         module = importlib.import_module(JOBS[job])
         parser = module.parser() if hasattr(module, "parser") else None
         t0 = time.perf_counter()
@@ -150,10 +149,10 @@ def _train_and_publish(
                         if k in seg
                     )
                     print(f"      segment {seg['segment']}: {seg['advisors']} advisors, {profile}")
-    for name, export in sorted(outputs["export_scores"].get("exports", {}).items()):
+    for job in ("export_scores", "export_call_list"):
+        export = outputs[job]
         staged = f"{export.get('files')} staged file(s), {export.get('staged_bytes')} bytes"
-        print(f"    exported {name}: {export['exported']} rows to {export.get('target')} "
-              f"({staged})")  # fmt: skip
+        print(f"    {job}: {export['exported']} rows to {export.get('target')} ({staged})")
     with psycopg2.connect(os.environ["DL_PG_URL"]) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT model_name, count(*) FROM analytics.advisor_scores WHERE as_of_date = %s "

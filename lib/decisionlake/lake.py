@@ -455,9 +455,11 @@ def merge_insert_new(
         # clause then skips, makes Delta rewrite its whole file (a rerun would copy every
         # row of the table and commit a new version for nothing).
         same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [*keys, *update_when_changed]))
+        delivered = source.count()  # the batch's rows, before unchanged ones are set aside
         source = source.alias("s").join(target.toDF().alias("t"), same, "left_anti")
         if source.isEmpty():  # nothing new, nothing changed: no commit at all
-            return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0}
+            return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0,
+                    "numSourceRows": delivered}  # fmt: skip
     merge = target.alias("t").merge(source.alias("s"), condition)
     if update_when_changed:
         changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
@@ -477,6 +479,8 @@ def merge_insert_new(
     metrics.pop("userMetadata", None)
     metrics["numTargetRowsInserted"] = inserted
     metrics["numTargetRowsUpdated"] = updated
+    if update_when_changed:
+        metrics["numSourceRows"] = delivered  # the commit's count is the changed rows only
     return metrics
 
 

@@ -15,6 +15,7 @@ JOBS: dict[str, str] = {
     "score": "decisionlake.jobs.score",
     "build_call_list": "decisionlake.jobs.build_call_list",
     "export_scores": "decisionlake.jobs.export_scores",
+    "export_call_list": "decisionlake.jobs.export_call_list",
     "publish": "decisionlake.jobs.publish",
     "monitor": "decisionlake.jobs.monitor",
 }

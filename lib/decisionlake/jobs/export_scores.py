@@ -1,4 +1,4 @@
-"""export_scores: the run date's gold.scores and call list → the warehouse (staged COPY, verify)."""
+"""export_scores: the run date's gold.scores → the warehouse table (staged COPY, upsert, verify)."""
 
 from __future__ import annotations
 
@@ -6,59 +6,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from pyspark.sql import functions as F
-
-from decisionlake import lake
-from decisionlake.lineage import record_run
 from decisionlake.runtime import JobContext, run_job
-from decisionlake.warehouse.writer import export, make_backend
+from decisionlake.warehouse.slices import export_slice
 
 NAME = "export_scores"
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    """Publish the run date's slice of every export; a rerun leaves the warehouse identical.
-
-    The call list goes without its control group (held-out advisors are never to be called).
-    """
-    results = {name: _export(ctx, name) for name in sorted(ctx.cfg.warehouse.exports)}
-    scores = results.get("scores", {})
-    return {**scores, "run_date": ctx.run_date.isoformat(), "exports": results}
-
-
-def _export(ctx: JobContext, name: str) -> dict[str, Any]:
-    cfg = ctx.cfg
-    table = cfg.warehouse.exports[name]
-    uri = cfg.table_uri(table.source)
-    day = ctx.run_date.isoformat()
-    rows = (
-        lake.read_delta(ctx.spark, uri).where(F.col(table.slice_column) == F.lit(ctx.run_date))
-        if lake.delta_table_exists(ctx.spark, uri)
-        else None
-    )
-    if rows is not None and "assignment" in rows.columns:
-        rows = rows.where(F.col("assignment") == "contact").drop("assignment")
-    if rows is None or rows.isEmpty():
-        # Before the first champion there is nothing to publish; say so, do not fail.
-        ctx.log.event("nothing_to_export", source=table.source, run_date=day)
-        return {"exported": 0, "reason": f"no rows in {table.source} for {day}"}
-    source_version = lake.table_version(ctx.spark, uri)
-    backend = make_backend(cfg)
-    result = export(rows, table, cfg=cfg, backend=backend, run_id=ctx.run_id, log=ctx.log)
-    record_run(
-        ctx,
-        inputs={table.source: source_version},
-        outputs={},
-        details={"target": table.target, "rows": result.rows, "backend": cfg.warehouse.backend},
-    )
-    return {
-        "exported": result.rows,
-        "target": result.target,
-        "backend": cfg.warehouse.backend,
-        "files": result.files,
-        "staged_bytes": result.bytes,
-        "alters": result.alters,
-    }
+    """Publish the run date's slice of gold.scores; a rerun leaves the warehouse identical."""
+    return {"run_date": ctx.run_date.isoformat(), **export_slice(ctx, "scores")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

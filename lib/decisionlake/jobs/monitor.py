@@ -122,8 +122,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
             assert spec.label is not None
             events = read_ref(ctx, spec.label, versions)
             matured = day - timedelta(days=spec.label.horizon_days)
+            # This champion's own matured scores: an earlier version's are not its record.
             past = lake.read_delta(spark, scores_uri).where(
-                (F.col("model_name") == name) & (F.col("as_of_date") <= F.lit(matured))
+                (F.col("model_name") == name)
+                & (F.col("model_version") == champion.version)
+                & (F.col("as_of_date") <= F.lit(matured))
             )
             keys = past.select(
                 F.col("advisor_id").alias(spec.source.id_column),

@@ -52,6 +52,8 @@ class Check:
     value: float | None
     bound: float | None
     detail: str
+    champion_value: float | None = None
+    """``beats_champion``: the champion's own figure on the same snapshot."""
 
     def tag(self) -> str:
         return f"{'pass' if self.passed else 'FAIL'}: {self.detail}"
@@ -129,6 +131,7 @@ def beats_champion(
         bound,
         f"{metric} {value:.4f} {'beats' if passed else 'does not beat'} champion v{version} "
         f"({champion:.4f}) by the margin {margin} on the same test snapshot",
+        champion,
     )
 
 

@@ -169,7 +169,7 @@ def record(
         has_signature=info.signature is not None,
     )
     verdict = promotion.decide(checks, mode=spec.promotion.mode)
-    old = next((c.bound for c in checks if c.name == promotion.CHAMPION_CHECK), None)
+    old = next((c.champion_value for c in checks if c.name == promotion.CHAMPION_CHECK), None)
     client.log_dict(
         run.info.run_id, {"checks": [c.as_dict() for c in checks]}, "promotion_checks.json"
     )
@@ -226,20 +226,29 @@ def _checks(
             promotion.reaches_floor(new_value, metric=metric, floor=spec.promotion.min_metric)
         )
     old: float | None = None
-    if champion is not None:
+    if champion is not None and refusal(champion) is not None:
+        # A champion score refuses (no passing checks) cannot hold its place against a sound
+        # new version: it is compared with as if there were none.
+        checks.append(
+            Check(promotion.CHAMPION_CHECK, True, new_value, None,
+                  f"champion v{champion.version} has no passing checks: replaced")
+        )  # fmt: skip
+        champion = None
+    elif champion is not None:
         try:
             old = outcome.judge(champion.model)
         except Exception:  # e.g. the champion needs columns the source no longer has
             old = None
-    checks.append(
-        promotion.beats_champion(
-            new_value,
-            old,
-            version=champion.version if champion else None,
-            metric=metric,
-            margin=spec.promotion.margin,
+    if not any(c.name == promotion.CHAMPION_CHECK for c in checks):
+        checks.append(
+            promotion.beats_champion(
+                new_value,
+                old,
+                version=champion.version if champion else None,
+                metric=metric,
+                margin=spec.promotion.margin,
+            )
         )
-    )
     scored = predict(outcome.model, production, spec=spec)
     column = "prediction" if spec.task == "clustering" else ev.SCORE
     low, high = promotion.score_range(

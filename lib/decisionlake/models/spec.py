@@ -149,7 +149,9 @@ class ModelSpec:
     label: LabelSpec | None = None
     promotion: PromotionSpec = field(default_factory=PromotionSpec)
     reduction: ReductionSpec | None = None
-    balance_classes: bool = True
+    balance_classes: bool = False
+    """Class weights (weightCol) for imbalanced labels; off by default: weighted probabilities
+    are not calibrated (the calibration check would reject them) and ranking does not gain."""
     top_features: int = 3
     seed: int = 42
     baseline: str = ""

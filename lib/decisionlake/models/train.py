@@ -23,9 +23,11 @@ from decisionlake.models.sources import TrainingDataError, check_columns
 from decisionlake.models.spec import LOWER_IS_BETTER, ModelSpec
 from decisionlake.models.training import (
     IS_TEST,
+    TIME_KEY,
     feature_names,
     feature_profile,
     preparation_stages,
+    time_key,
     time_split,
     with_class_weights,
     with_column_label,
@@ -169,7 +171,9 @@ def _column_label_rows(
     labelled = snapshots.transform(with_column_label, label=spec.label)
     threshold = None
     if split.kind == "time":
-        found = labelled.approxQuantile(split.time_column, [1 - split.test_fraction], 0.001)
+        # Dates and timestamps as epoch seconds (approxQuantile takes numbers only).
+        labelled = labelled.withColumn(TIME_KEY, time_key(F.col(split.time_column)))
+        found = labelled.approxQuantile(TIME_KEY, [1 - split.test_fraction], 0.001)
         threshold = found[0] if found else None  # one number
     data = labelled.transform(
         with_row_split,
@@ -178,9 +182,9 @@ def _column_label_rows(
         test_fraction=split.test_fraction,
         seed=split.seed,
         folds=spec.selection.folds,
-        time_column=split.time_column,
+        time_column=TIME_KEY if split.kind == "time" else "",
         time_threshold=threshold,
-    )
+    ).drop(TIME_KEY)
     # Rows without a label are counted (unlabelled_rows) and cannot be learnt from.
     return data, [], [], spec.selection.folds
 

@@ -72,6 +72,16 @@ def with_labels(
 
 
 IS_TEST = "_is_test"
+TIME_KEY = "_time_key"
+
+
+def time_key(column: Column) -> Column:
+    """A time column as a number (epoch seconds for dates and timestamps, else as it is)."""
+    return F.coalesce(
+        F.unix_timestamp(column.cast("timestamp")).cast("double"), column.cast("double")
+    )
+
+
 FOLD = "fold"
 _HASH_BUCKETS = 1_000_003
 
