@@ -6,6 +6,7 @@ import gzip
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from delta.tables import DeltaTable
@@ -78,7 +79,8 @@ def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
     good = gzip.compress(("\n".join(_event_line(i) for i in range(3)) + "\n").encode())
     (folder / "good.json.gz").write_bytes(good)
     cut = gzip.compress(("\n".join(_event_line(i) for i in range(10, 400)) + "\n").encode())
-    (folder / "cut.json.gz").write_bytes(cut[: len(cut) // 2])  # a transfer that broke off
+    # A transfer that broke off, under a name Spark writes URI-encoded (cut%20off.json.gz).
+    (folder / "cut off.json.gz").write_bytes(cut[: len(cut) // 2])
     (folder / "plain.json.gz").write_text(_event_line(900) + "\n")  # named .gz, is not
     (folder / "empty.json.gz").write_bytes(b"")
     two_members = gzip.compress((_event_line(500) + "\n").encode()) + gzip.compress(
@@ -98,11 +100,11 @@ def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
     ids = {r["event_id"] for r in bronze.select("event_id").collect()}
     assert ids == {"f0", "f1", "f2", "f500", "f501"}  # nothing of the cut file half-ingested
     files = {
-        Path(r["path"]).name: r
+        unquote(Path(r["path"]).name): r
         for r in lake.read_delta(spark, cfg.table_uri("ops.file_quarantine")).collect()
     }
-    assert set(files) == {"cut.json.gz", "plain.json.gz"}
-    cut_row = files["cut.json.gz"]
+    assert set(files) == {"cut off.json.gz", "plain.json.gz"}
+    cut_row = files["cut off.json.gz"]
     assert cut_row["reason"] == "CORRUPT_GZIP" and cut_row["size_bytes"] == len(cut) // 2
     assert 0 < cut_row["lines_readable"] < 390 and cut_row["bytes_readable"] > 0
     assert files["plain.json.gz"]["reason"] == "NOT_GZIP"
@@ -112,3 +114,23 @@ def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
     assert ingest_clickstream.main(fail) == 1
     assert "2 file(s) of 2026-11-24 quarantined" in capfd.readouterr().err.splitlines()[-1]
     assert lake.read_delta(spark, cfg.table_uri("bronze.clickstream")).count() == 5
+
+
+def test_a_sound_file_read_only_in_part_fails_the_run_instead_of_half_ingesting() -> None:
+    from decisionlake.ingest import IncompleteReadError, file_verdicts
+
+    plain = lake.LandingFile("file:/l/a.json", 1_000, path="/l/a.json")
+    whole = lake.LandingFile("file:/l/b.json", 500, path="/l/b.json")
+    empty = lake.LandingFile("file:/l/c.json", 0, path="/l/c.json")
+    bad, by_reason, read = file_verdicts(
+        [whole, empty], {"file:/l/b.json": (10, 501)}, lambda _: {}
+    )  # the last line without a newline: whole
+    assert (bad, by_reason, read) == ([], {"EMPTY_FILE": 1}, 2)
+    with pytest.raises(IncompleteReadError, match=r"a\.json \(400 of 1000 bytes\)"):
+        file_verdicts([plain, whole], {"file:/l/a.json": (4, 400), "file:/l/b.json": (10, 500)},
+                      lambda _: {})  # fmt: skip
+    member = lake.LandingFile("file:/l/d.json.gz", 80, gzip_size=7, path="/l/d.json.gz")
+    verified = {"file:/l/d.json.gz": {"ok": True, "bytes_readable": 900, "error": None}}
+    with pytest.raises(IncompleteReadError):  # sound gzip, but only 300 of 900 bytes read
+        file_verdicts([member], {"file:/l/d.json.gz": (3, 300)}, lambda _: verified)
+    assert file_verdicts([member], {"file:/l/d.json.gz": (9, 900)}, lambda _: verified)[2] == 1

@@ -59,44 +59,76 @@ class QuarantinedFilesError(RuntimeError):
     """Files of the delivery were quarantined and the source's setting is ``fail``."""
 
 
+class IncompleteReadError(RuntimeError):
+    """A sound file was read only in part (a storage error part-way): the run must be retried."""
+
+
+def consistent(read_bytes: int, actual_bytes: int) -> bool:
+    """Whether the lines read (sizes plus one newline each) make up the whole file.
+
+    The difference may be -1 (no final newline), 3 (a byte-order mark at the start, which the
+    line reader skips) or 2 (both).
+    """
+    return actual_bytes - read_bytes in (-1, 0, 2, 3)
+
+
 def file_verdicts(
     files: list[lake.LandingFile],
     per_file: dict[str, tuple[int, int]],
-    verify: Callable[[list[str]], dict[str, dict[str, Any]]],
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Which delivered files to quarantine, and the file count per reason.
+    verify: Callable[[list[lake.LandingFile]], dict[str, dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+    """Which delivered files to quarantine, the file count per reason, and how many files
+    were read whole.
 
-    ``per_file``: lines and bytes read per file. A gzip file whose bytes do not add up to its
-    trailer's size is decompressed again (``verify``) to tell a cut-short file from a valid
-    one with several members; a zero-byte file is read (as nothing) and counted.
+    ``per_file``: lines and bytes read per file (by Spark's file name). Every file is either
+    read whole (its lines add up to its size, or to its gzip trailer's, or to what
+    decompressing it again gives), or quarantined (``NOT_GZIP``, ``CORRUPT_GZIP``), or the
+    run fails with :class:`IncompleteReadError`: a sound file read in part is never ingested
+    in part.
     """
     quarantined: list[dict[str, Any]] = []
     by_reason: dict[str, int] = {}
-    suspicious = []
+    suspicious: list[lake.LandingFile] = []
+    incomplete: list[str] = []
+    read = 0
     for f in files:
-        lines, size = per_file.get(f.path, (0, 0))
+        lines, size = per_file.get(f.uri, (0, 0))
         if f.reason:
-            quarantined.append({"path": f.path, "size_bytes": f.size, "reason": f.reason,
+            quarantined.append({"path": f.uri, "size_bytes": f.size, "reason": f.reason,
                                 "detail": "not gzip data despite its name",
                                 "lines_readable": lines, "bytes_readable": 0})  # fmt: skip
         elif f.size == 0:
             by_reason["EMPTY_FILE"] = by_reason.get("EMPTY_FILE", 0) + 1
-        elif f.gzip_size is not None and size % 2**32 not in {
-            f.gzip_size,
-            (f.gzip_size + 1) % 2**32,  # the last line without a newline
-        }:
+            read += 1
+        elif f.gzip_size is None:  # plain text: its size is the bytes to read
+            if consistent(size, f.size):
+                read += 1
+            else:
+                incomplete.append(f"{f.uri} ({size} of {f.size} bytes)")
+        elif size % 2**32 in {f.gzip_size, (f.gzip_size + 1) % 2**32}:
+            read += 1
+        else:
             suspicious.append(f)
-    checked = verify([f.path for f in suspicious])
+    checked = verify(suspicious)
     for f in suspicious:
-        result = checked.get(f.path, {"ok": False, "bytes_readable": 0, "error": "unreadable"})
+        lines, size = per_file.get(f.uri, (0, 0))
+        result = checked.get(f.uri, {"ok": False, "bytes_readable": 0, "error": "unreadable"})
         if not result["ok"]:
-            quarantined.append({"path": f.path, "size_bytes": f.size, "reason": "CORRUPT_GZIP",
-                                "detail": result["error"],
-                                "lines_readable": per_file.get(f.path, (0, 0))[0],
+            quarantined.append({"path": f.uri, "size_bytes": f.size, "reason": "CORRUPT_GZIP",
+                                "detail": result["error"], "lines_readable": lines,
                                 "bytes_readable": result["bytes_readable"]})  # fmt: skip
+        elif consistent(size, int(result["bytes_readable"])):
+            read += 1  # several members, a byte-order mark, no final newline: all fine
+        else:
+            incomplete.append(f"{f.uri} ({size} of {result['bytes_readable']} bytes)")
+    if incomplete:
+        raise IncompleteReadError(
+            f"{len(incomplete)} sound file(s) read only in part, nothing ingested: "
+            f"{', '.join(incomplete[:5])}; rerun the ingest (a storage error part-way)"
+        )
     for q in quarantined:
         by_reason[q["reason"]] = by_reason.get(q["reason"], 0) + 1
-    return quarantined, by_reason
+    return quarantined, by_reason, read
 
 
 @dataclass(frozen=True)
@@ -210,6 +242,19 @@ def partition_values_from(row: dict[str, Any]) -> list[Any] | None:
     return list(values)
 
 
+def lines_per_file(lines: DataFrame) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """Lines and bytes read per file (by :func:`lake.file_key`), and each key's spelling in
+    ``source_file`` (one aggregate; one row per file)."""
+    rows = (
+        lines.groupBy("source_file")
+        .agg(F.count("*").alias("lines"), F.sum("line_bytes").alias("bytes"))
+        .collect()  # one row per file
+    )
+    counts = {lake.file_key(r["source_file"]): (int(r["lines"]), int(r["bytes"] or 0))
+              for r in rows}  # fmt: skip
+    return counts, {lake.file_key(r["source_file"]): r["source_file"] for r in rows}
+
+
 def write_file_quarantine(ctx: JobContext, source: str, bad_files: list[dict[str, Any]]) -> None:
     """Replace the run date's slice of ``ops.file_quarantine`` for ``source``."""
     rows = [
@@ -233,18 +278,14 @@ def checked_text_lines(
     and the file count per reason (one pass over the lines, to count them per file)."""
     files = lake.inspect_landing_files(ctx.spark, source)
     lines = lake.read_text_lines(ctx.spark, source)
-    per_file = {
-        r["source_file"]: (int(r["lines"]), int(r["bytes"] or 0))
-        for r in lines.groupBy("source_file")
-        .agg(F.count("*").alias("lines"), F.sum("line_bytes").alias("bytes"))
-        .collect()  # one row per file
-    }
-    bad_files, by_reason = file_verdicts(
-        files, per_file, lambda paths: lake.verify_gzip_files(ctx.spark, paths)
+    per_file, spelled = lines_per_file(lines)
+    bad_files, by_reason, _ = file_verdicts(
+        files, per_file, lambda found: lake.verify_gzip_files(ctx.spark, found)
     )
     bad = sorted(f["path"] for f in bad_files)
     count = sum(n for path, (n, _) in per_file.items() if path not in bad)
-    readable = lines.where(~F.col("source_file").isin(*bad)) if bad else lines
+    dropped = [spelled[k] for k in bad if k in spelled]
+    readable = lines.where(~F.col("source_file").isin(*dropped)) if dropped else lines
     return readable, count, bad_files, by_reason
 
 
@@ -272,19 +313,15 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     with log.stage("read_files", source=source, files=len(files)) as st:
         # The independent line count, per file (rows bounded by the file count); it also
         # computes the cached batch once for every later pass.
-        per_file = {
-            r["source_file"]: (int(r["lines"]), int(r["bytes"] or 0))
-            for r in all_lines.groupBy("source_file")
-            .agg(F.count("*").alias("lines"), F.sum("line_bytes").alias("bytes"))
-            .collect()
-        }
-        bad_files, files_by_reason = file_verdicts(
-            files, per_file, lambda paths: lake.verify_gzip_files(spark, paths)
+        per_file, spelled = lines_per_file(all_lines)
+        bad_files, files_by_reason, files_read = file_verdicts(
+            files, per_file, lambda found: lake.verify_gzip_files(spark, found)
         )
         bad = sorted(f["path"] for f in bad_files)
         lines_read = sum(n for path, (n, _) in per_file.items() if path not in bad)
         st.add(lines=lines_read, files_quarantined=len(bad), by_reason=files_by_reason)
-    validated = all_lines.where(~F.col("source_file").isin(*bad)) if bad else all_lines
+    dropped = [spelled[k] for k in bad if k in spelled]  # as Spark spells the names
+    validated = all_lines.where(~F.col("source_file").isin(*dropped)) if dropped else all_lines
     aggregates = [F.count("*").alias("rows")]
     if spec.partition_of_valid_line is not None:
         aggregates += partition_values_aggs(spec.partition_of_valid_line())
@@ -397,7 +434,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
         "tables": {spec.bronze_table: bronze_uri, spec.quarantine_table: quarantine_uri},
         "files": {
             "in": len(files),
-            "read": len(files) - len(bad),
+            "read": files_read,
             "quarantined": len(bad),
             "by_reason": files_by_reason,
             "lines_in_quarantined_files": sum(per_file.get(p, (0, 0))[0] for p in bad),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import pandas as pd
 from delta.exceptions import DeltaConcurrentModificationException
@@ -35,19 +37,41 @@ class LandingDataMissingError(RuntimeError):
 class LandingFile:
     """One delivered file as listed, with what its first and last bytes say about it."""
 
-    path: str
+    uri: str
+    """The file's key (:func:`file_key`), the same for a listing and Spark's file names."""
     size: int
     reason: str | None = None
     """Set when the file cannot be read at all (``NOT_GZIP``); None otherwise."""
     gzip_size: int | None = None
     """A gzip file's trailer: the uncompressed size mod 2**32 (of its last member)."""
+    path: str = ""
+    """The plain path (decoded), to open the file again."""
 
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def file_key(name: str) -> str:
+    """One spelling of a file's URI: Spark's ``_metadata.file_path`` is URI-encoded
+    (``%20``), Hadoop listings are not, and ``file:///`` and ``file:/`` name the same file."""
+    decoded = unquote(name)
+    return "file:/" + decoded.removeprefix("file:").lstrip("/") if decoded.startswith(
+        "file:"
+    ) else decoded  # fmt: skip
+
+
+def _skipped_by_spark(name: str) -> bool:
+    """File and folder names Spark's file sources leave out (hidden, markers, in-copy)."""
+    return (
+        (name.startswith("_") and "=" not in name)
+        or name.startswith(".")
+        or name.endswith("._COPYING_")
+    )
+
+
 def inspect_landing_files(spark: SparkSession, uri: str) -> list[LandingFile]:
-    """List the files under ``uri`` and read their first two and last eight bytes.
+    """List the files under ``uri`` that Spark reads and read their first two and last eight
+    bytes.
 
     File-sized work on the driver (a listing and two small reads per file), so a file that is
     not what its name says, or is cut short, is found without reading it twice.
@@ -58,24 +82,26 @@ def inspect_landing_files(spark: SparkSession, uri: str) -> list[LandingFile]:
     fs = root.getFileSystem(conf)
     if not fs.exists(root):
         raise LandingDataMissingError(f"no input files at {uri}")
+    base = fs.makeQualified(root).toUri().getPath().rstrip("/")
     found: list[LandingFile] = []
     listing = fs.listFiles(root, True)
     while listing.hasNext():
         status = listing.next()
         path = status.getPath()
-        name = path.getName()
-        if name.startswith((".", "_")):  # hidden and marker files, as Spark skips them
+        below = path.toUri().getPath()[len(base) :].strip("/").split("/")
+        if any(_skipped_by_spark(part) for part in below):
             continue
         size = int(status.getLen())
-        if not name.endswith(".gz") or size == 0:
-            found.append(LandingFile(path.toString(), size))
+        spark_name, plain = file_key(path.toString()), path.toString()
+        if not path.getName().endswith(".gz") or size == 0:
+            found.append(LandingFile(spark_name, size, path=plain))
             continue
         head, tail = _read_ends(jvm, fs, path, size)
         if head[:2] != GZIP_MAGIC:
-            found.append(LandingFile(path.toString(), size, reason="NOT_GZIP"))
+            found.append(LandingFile(spark_name, size, reason="NOT_GZIP", path=plain))
             continue
         gzip_size = int.from_bytes(tail[-4:], "little") if len(tail) == 8 else None
-        found.append(LandingFile(path.toString(), size, gzip_size=gzip_size))
+        found.append(LandingFile(spark_name, size, gzip_size=gzip_size, path=plain))
     return found
 
 
@@ -92,14 +118,14 @@ def _read_ends(jvm: Any, fs: Any, path: Any, size: int) -> tuple[bytes, bytes]:
     return head, tail
 
 
-def verify_gzip_files(spark: SparkSession, paths: list[str]) -> dict[str, dict[str, Any]]:
-    """Decompress the given files on the executors: ``{path: {ok, bytes_readable, error}}``.
+def verify_gzip_files(spark: SparkSession, files: list[LandingFile]) -> dict[str, dict[str, Any]]:
+    """Decompress the given files on the executors: ``{uri: {ok, bytes_readable, error}}``.
 
     Only for files whose lines did not add up to their gzip trailer (a cut-short file, or a
-    valid one with several gzip members or without a final newline): whole-file work, but on
-    the few suspicious files only.
+    valid one with several gzip members, a byte-order mark or no final newline): whole-file
+    work, but on the few suspicious files only.
     """
-    if not paths:
+    if not files:
         return {}
     from pyspark.sql.functions import pandas_udf
 
@@ -107,9 +133,11 @@ def verify_gzip_files(spark: SparkSession, paths: list[str]) -> dict[str, dict[s
     def check(contents: pd.Series) -> pd.DataFrame:
         return pd.DataFrame([_gunzip_check(bytes(c)) for c in contents])
 
-    files = spark.read.format("binaryFile").load(paths).select("path", "content")
-    rows = files.select("path", check("content").alias("c")).collect()  # one row per file
-    return {r["path"]: r["c"].asDict() for r in rows}
+    # Glob characters in a name are literal here.
+    paths = [re.sub(r"([\[\]{}*?\\])", r"\\\1", f.path or f.uri) for f in files]
+    loaded = spark.read.format("binaryFile").load(paths).select("path", "content")
+    rows = loaded.select("path", check("content").alias("c")).collect()  # one row per file
+    return {file_key(r["path"]): r["c"].asDict() for r in rows}
 
 
 def _gunzip_check(content: bytes) -> dict[str, Any]:
