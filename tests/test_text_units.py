@@ -221,15 +221,23 @@ def test_publisher_masks_glued_to_words_or_numbers_never_become_tokens(
 
 
 def test_account_redaction_spares_citations_ranges_and_dates(spark: SparkSession) -> None:
-    kept = "Under 15 U.S.C. 6801-6805, paid $ 1000-2000 a month since 11-24-2026 and 2026-11-24."
-    redacted = "Accounts 4512-8890-30, 123456789012 and card 4111 1111 1111 1111."
+    kept = (
+        "Under 15 U.S.C. 6801-6805, paid $ 1000-2000 a month since 11-24-2026 and 2026-11-24, "
+        "in 2018 2019 2020, ref 100-10-10."
+    )
+    redacted = (
+        "Accounts 4512-8890-30, 123456789012 and card 4111 1111 1111 1111, "
+        "amex 3782 822463 10005, id 12-34-5678-9012."
+    )
     df = spark.createDataFrame([(kept, None, None), (redacted, None, None)],
                                "t string, first string, last string")  # fmt: skip
     rows = with_redacted(
         df, text="t", first_name="first", last_name="last", out_text="r", out_counts="c"
     ).collect()
     assert rows[0]["r"] == kept and rows[0]["c"]["ACCOUNT"] == 0
-    assert rows[1]["r"] == "Accounts <ACCOUNT>, <ACCOUNT> and card <ACCOUNT>."
+    assert rows[1]["r"] == (
+        "Accounts <ACCOUNT>, <ACCOUNT> and card <ACCOUNT>, amex <ACCOUNT>, id <ACCOUNT>."
+    )
 
 
 def test_vader_and_hand_lexicons_on_real_complaints(spark: SparkSession) -> None:

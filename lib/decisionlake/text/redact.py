@@ -22,13 +22,16 @@ PATTERNS: tuple[tuple[str, str], ...] = (
         r"(?:\+1[-. ]?)?\(?\b\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b"
         r"|\+\d{1,3}(?:[ -]?\d{1,4}){2,5}\b",
     ),
-    # 8-17 digits in one run, dash-grouped in three or more groups (4512-8890-30) or a card's
-    # four groups of four; not two groups (a range such as 1000-2000, a citation such as
-    # 15 U.S.C. 6801-6805) and not a date (2026-11-24, 11-24-2026).
+    # 8-19 digits in one run, or grouped by single spaces or dashes in three to five groups
+    # (4512-8890-30, 3782 822463 10005, card 4111 1111 1111 1111), never part of one; not two
+    # groups (a range such as 1000-2000, a citation such as 15 U.S.C. 6801-6805), not a date
+    # (2026-11-24, 11-24-2026) and not a list of years (2018 2019 2020).
     (
         "ACCOUNT",
-        r"\b(?!\d{4}-\d{1,2}-\d{1,2}\b)(?!\d{1,2}-\d{1,2}-\d{2,4}\b)"
-        r"(?:\d{8,17}|\d{2,6}(?:-\d{2,6}){2,4}|\d{4}(?: \d{4}){3})\b",
+        r"\b(?!\d{4}-\d{1,2}-\d{1,2}(?![ -]?\d))(?!\d{1,2}-\d{1,2}-\d{2,4}(?![ -]?\d))"
+        r"(?!(?:(?:19|20)\d\d[ -]){2,}(?:19|20)\d\d\b)"
+        r"(?=(?:\d[ -]?){7,18}\d\b)"
+        r"(?:\d{8,19}|\d{2,6}(?:[ -]\d{2,6}){2,4})\b",
     ),
 )
 
