@@ -49,6 +49,8 @@ tools: .cache/node/.installed .cache/browser/.installed
 # Headless Chromium and its driver (Debian packages) for the business report's browser test.
 .cache/browser/.installed:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "the browser test needs Chromium: as root, apt-get install \
+	chromium chromium-driver (or run make tools as root)"; exit 1; }; \
 	  echo "installing chromium and chromedriver (Debian packages) for the browser test"; \
 	  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }
 	mkdir -p .cache/browser && touch $@

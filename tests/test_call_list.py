@@ -162,3 +162,13 @@ def test_segment_names_come_from_the_profiles() -> None:
     names = cl.segment_names(profiles, features=["downloads_30d", "sessions_30d", "text_notes_90d"])
     assert names[0].startswith("high") and names[1].startswith("low")
     assert "downloads" in names[0] and "sessions" in names[0]
+
+
+def test_an_advisor_listed_every_day_of_a_period_is_one_trial(spark: SparkSession) -> None:
+    rows = [(date(2026, 11, d), "A", 1, cl.CONTACT, 742) for d in (10, 11, 12)]
+    rows += [(date(2026, 12, 9), "A", 2, cl.CONTACT, 743)]  # the next period: a new trial
+    lists = spark.createDataFrame(
+        rows, "run_date date, advisor_id string, decile int, assignment string, campaign_period int"
+    )
+    first = cl.first_listing_per_period(lists).orderBy("run_date").collect()
+    assert [(r["run_date"].day, r["campaign_period"]) for r in first] == [(10, 742), (9, 743)]

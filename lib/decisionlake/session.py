@@ -60,7 +60,10 @@ def register_tables(spark: SparkSession, tables: Tables) -> list[str]:
         if not table:
             continue
         uri = tables.uri(name)
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}` LOCATION '{uri.rsplit('/', 1)[0]}'")
+        # The database's own folder is an empty catalog folder under the artifacts, never the
+        # lake's: a notebook's DROP DATABASE … CASCADE deletes its database folder.
+        catalog = f"{tables.cfg.paths.artifacts.rstrip('/')}/notebook-catalog/{layer}.db"
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}` LOCATION '{catalog}'")
         # External table: dropping the entry never touches the files at its location.
         spark.sql(f"DROP TABLE IF EXISTS `{layer}`.`{table}`")
         spark.sql(f"CREATE TABLE `{layer}`.`{table}` USING DELTA LOCATION '{uri}'")

@@ -153,6 +153,19 @@ def segment_names(profiles: list[dict[str, Any]], *, features: list[str]) -> dic
     return names
 
 
+def first_listing_per_period(lists: DataFrame) -> DataFrame:
+    """Each advisor once per campaign period: the first date it was targeted.
+
+    An advisor on the list every day of a period (in the same arm) is one trial, not many:
+    counting every daily listing would count one purchase many times and make the interval
+    far too narrow.
+    """
+    first = Window.partitionBy("campaign_period", "advisor_id").orderBy("run_date")
+    return (
+        lists.withColumn("_n", F.row_number().over(first)).where(F.col("_n") == 1).drop("_n")
+    )
+
+
 def outcomes_of(
     lists: DataFrame, events: DataFrame, *, id_column: str, time_column: str, horizon_days: int
 ) -> DataFrame:

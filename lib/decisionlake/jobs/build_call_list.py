@@ -115,7 +115,9 @@ def _measure_uplift(ctx: JobContext, lists: Any) -> dict[str, Any] | None:
     if spec is None or spec.label is None or not spec.label.table:
         return None
     horizon = spec.label.horizon_days
-    matured = lists.where(F.col("run_date") <= F.lit(day - timedelta(days=horizon)))
+    matured = lists.where(F.col("run_date") <= F.lit(day - timedelta(days=horizon))).transform(
+        cl.first_listing_per_period
+    )
     events = lake.read_delta(ctx.spark, cfg.table_uri(spec.label.table))
     if spec.label.where:
         events = events.where(spec.label.where)

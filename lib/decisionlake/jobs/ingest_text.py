@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from decisionlake import lake
 from decisionlake.ingest import (
     QUARANTINE_SCHEMA,
+    QuarantinedFilesError,
     check_accounting,
     checked_text_lines,
     dedupe_on,
@@ -186,6 +187,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
         },
     }
     check_accounting(summary, quarantine_rows_written=q.get("numOutputRows", 0))
+    if bad_files and cfg.ingest.quarantined_files.get(NAME, "warn") == "fail":
+        raise QuarantinedFilesError(
+            f"{len(bad_files)} note file(s) of {ctx.run_date} quarantined; the readable ones "
+            f"were ingested; see ops.file_quarantine (source {NAME})"
+        )
     return summary
 
 
