@@ -14,6 +14,9 @@ from decisionlake import lake
 
 from .conftest import make_config
 
+# The erasure log names requests by a keyed token: the key is in (moto's) Secrets Manager.
+pytestmark = pytest.mark.integration
+
 CRM = T.StructType(
     [
         T.StructField("advisor_id", T.StringType()),
@@ -37,7 +40,7 @@ RAW_LINES = [
 
 
 @pytest.fixture
-def small_lake(spark: SparkSession, tmp_path: Path) -> dict:
+def small_lake(spark: SparkSession, tmp_path: Path, moto_server: object) -> dict:
     cfg = make_config("test", tmp_path)
     tables = {
         "bronze.crm_advisors": spark.createDataFrame(
@@ -118,8 +121,29 @@ def test_one_person_is_removed_exactly_and_counted_as_removed(
     ],
 )
 def test_requests_that_cannot_name_one_person_exit_2(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
+    argv: list[str], capsys: pytest.CaptureFixture[str], moto_server: object
 ) -> None:
     assert erasure.main(["--env", "test", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("erase: ") and "Traceback" not in err
+
+
+def test_an_erasure_stopped_before_its_vacuum_is_finished_by_the_next_request(
+    spark: SparkSession, small_lake: dict
+) -> None:
+    cfg = small_lake["cfg"]
+    first = erasure.erase(spark, cfg, advisor_id="ADV000011", warehouse=False, vacuum=False)
+    assert first["removed"]["silver.advisors"] == 1 and first["purged"] == []
+    old = lake.read_delta(spark, cfg.table_uri("silver.advisors"), version=0)
+    assert old.where("advisor_id = 'ADV000011'").count() == 1  # still in time travel
+    # The CRM no longer knows the person, but the log says the purge is pending: no --force.
+    again = erasure.erase(spark, cfg, advisor_id="ADV000011", warehouse=False)
+    assert again["removed"] == {}
+    assert sorted(again["pending_before"]) == sorted(first["removed"]) == sorted(again["purged"])
+    with pytest.raises(Exception):  # noqa: B017 - the old version's files are gone
+        lake.read_delta(spark, cfg.table_uri("silver.advisors"), version=0).collect()
+    log = lake.read_delta(spark, cfg.table_uri("ops.erasures"))
+    assert {r["status"] for r in log.collect()} == {"purged"}
+    assert "ADV000011" not in str(log.collect())  # the log names no person
+    with pytest.raises(erasure.ErasureRefusedError):  # nothing pending any more
+        erasure.erase(spark, cfg, advisor_id="ADV000011", warehouse=False)

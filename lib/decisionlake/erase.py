@@ -16,6 +16,8 @@ ids and e-mails must look like one, and a person the CRM does not know is refuse
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import re
 import sys
@@ -26,10 +28,12 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from decisionlake import lake
 from decisionlake.config import AppConfig, ConfigError, load_config
 from decisionlake.logs import JobLogger
+from decisionlake.privacy import pseudonymisation_key
 
 RAW_TEXT_COLUMNS = ("raw_line", "sample_failing", "detail")
 ADVISOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}")
@@ -145,6 +149,58 @@ def predicate(df: DataFrame, person: Person) -> Column | None:
     return F.coalesce(reduce(lambda a, b: a | b, parts), F.lit(False))
 
 
+ERASURES_SCHEMA = T.StructType(
+    [
+        T.StructField("request_token", T.StringType(), False),
+        T.StructField("table", T.StringType(), False),
+        T.StructField("rows_deleted", T.LongType()),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("recorded_at", T.TimestampType(), False),
+    ]
+)
+
+
+def request_token(cfg: AppConfig, *, advisor_id: str | None, email: str | None) -> str:
+    """The request's keyed token: the erasure log names no person, only this."""
+    subject = advisor_id if advisor_id is not None else (email or "").strip().lower()
+    digest = hmac.new(pseudonymisation_key(cfg), f"erasure:{subject}".encode(), hashlib.sha256)
+    return digest.hexdigest()
+
+
+def pending_purges(spark: SparkSession, cfg: AppConfig, token: str) -> dict[str, int]:
+    """Tables an earlier request for the person deleted from but did not purge yet."""
+    uri = cfg.table_uri("ops.erasures")
+    if not lake.delta_table_exists(spark, uri):
+        return {}
+    rows = (
+        lake.read_delta(spark, uri)
+        .where((F.col("request_token") == token) & (F.col("status") == "deleted"))
+        .select("table", "rows_deleted")
+        .collect()  # at most one row per table of the catalog
+    )
+    return {r["table"]: int(r["rows_deleted"] or 0) for r in rows}
+
+
+def record_erasure(
+    spark: SparkSession, cfg: AppConfig, token: str, entries: dict[str, tuple[int, str]]
+) -> None:
+    """Upsert the request's state per table (``deleted``, then ``purged``)."""
+    if not entries:
+        return
+    rows = spark.createDataFrame(
+        [(token, name, rows, status) for name, (rows, status) in sorted(entries.items())],
+        "request_token string, table string, rows_deleted long, status string",
+    ).withColumn("recorded_at", F.current_timestamp())
+    lake.merge_insert_new(
+        spark,
+        rows.select(*[F.col(f.name).cast(f.dataType) for f in ERASURES_SCHEMA]),
+        cfg.table_uri("ops.erasures"),
+        keys=["request_token", "table"],
+        schema=ERASURES_SCHEMA,
+        update_when_changed=["status"],
+    )
+
+
 def erase(
     spark: SparkSession,
     cfg: AppConfig,
@@ -160,13 +216,18 @@ def erase(
     log = log or JobLogger("erase", "erase")
     check_request(advisor_id, email)
     person = find_person(spark, cfg, advisor_id=advisor_id, email=email)
-    if not person.known and not force:
+    if (
+        not person.known
+        and not force
+        and not pending_purges(spark, cfg, request_token(cfg, advisor_id=advisor_id, email=email))
+    ):
         raise ErasureRefusedError(
             f"{advisor_id or email!r} is not in bronze.crm_advisors: nothing erased; "
             "check the id, or give --force to erase whatever rows still name it"
         )
+    token = request_token(cfg, advisor_id=advisor_id, email=email)
+    pending = pending_purges(spark, cfg, token)
     removed: dict[str, int] = {}
-    purged: list[str] = []
     for name, uri in cfg.catalog().items():
         if not lake.delta_table_exists(spark, uri):
             continue
@@ -176,12 +237,22 @@ def erase(
         with log.stage("erase", table=name) as st:
             deleted = lake.delete_rows(spark, uri, condition)
             st.add(rows=deleted)
-            if not deleted:
-                continue
+        if deleted:
             removed[name] = deleted
-            if vacuum:
-                lake.purge_history(spark, uri)
-                purged.append(name)
+    # Recorded before purging: a run stopped between DELETE and VACUUM (killed, --no-vacuum,
+    # a failed VACUUM) leaves its tables pending, and the next request for the person purges
+    # them although there is nothing left to delete.
+    record_erasure(spark, cfg, token, {n: (r, "deleted") for n, r in removed.items()})
+    purged: list[str] = []
+    if vacuum:
+        for name in sorted({*removed, *pending}):
+            with log.stage("purge", table=name):
+                lake.purge_history(spark, cfg.table_uri(name))
+            purged.append(name)
+        record_erasure(
+            spark, cfg, token,
+            {n: (removed.get(n, pending.get(n, 0)), "purged") for n in purged},
+        )  # fmt: skip
     if warehouse and person.advisor_ids:
         removed.update(
             {k: v for k, v in _erase_from_warehouse(cfg, sorted(person.advisor_ids)).items() if v}
@@ -194,6 +265,7 @@ def erase(
         "visitor_ids": sorted({v for _, v in person.visitors}),
         "removed": removed,
         "purged": purged,
+        "pending_before": sorted(pending),
     }
 
 

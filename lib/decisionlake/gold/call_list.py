@@ -161,9 +161,7 @@ def first_listing_per_period(lists: DataFrame) -> DataFrame:
     far too narrow.
     """
     first = Window.partitionBy("campaign_period", "advisor_id").orderBy("run_date")
-    return (
-        lists.withColumn("_n", F.row_number().over(first)).where(F.col("_n") == 1).drop("_n")
-    )
+    return lists.withColumn("_n", F.row_number().over(first)).where(F.col("_n") == 1).drop("_n")
 
 
 def outcomes_of(
