@@ -86,6 +86,9 @@ def make_config(env: str, root: Path, **overrides: object) -> AppConfig:
 @pytest.fixture(scope="session")
 def spark(moto_port: int, tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     """The one bare Spark session of the test run; s3a points where moto serves when started."""
+    # moto's fake credentials from the start: Python workers forked before moto starts keep
+    # the environment they were started with.
+    os.environ.update(services.MOTO_ENV)
     cfg = make_config(
         "test",
         tmp_path_factory.mktemp("spark"),

@@ -151,7 +151,7 @@ def test_empty_delivery_fails_before_anything_is_written(
     (folder / "part-0.jsonl").write_bytes(b"")
     assert ingest_clickstream.main(_args(cfg, day, "test")) == 1
     last = capfd.readouterr().err.strip().splitlines()[-1]
-    assert "LandingDataMissingError: no lines in the files at" in last
+    assert "LandingDataMissingError: no readable lines in the files at" in last
     for table in ("bronze.clickstream", "bronze.clickstream_quarantine"):
         assert not Path(cfg.table_uri(table), "_delta_log").exists()
 
