@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import ConfigError, load_config
@@ -15,6 +16,7 @@ from decisionlake.models import evaluate as ev
 from decisionlake.models import promotion as pr
 from decisionlake.models.sources import TrainingDataError, describe_files, selected_models
 from decisionlake.models.train import check_split, split_stats
+from decisionlake.models.training import IS_TEST
 
 D = date(2026, 11, 10)
 
@@ -121,17 +123,22 @@ def test_a_split_that_tests_on_training_dates_or_nothing_is_refused(spark: Spark
     data = spark.createDataFrame(
         [(days[0], 0.0), (days[0], 1.0), (days[1], 1.0), (days[3], 0.0)], LABELLED
     )
-    stats = split_stats(data, as_of_column="as_of_date", test_dates=[days[3]])
+
+    def stats_for(df, test_day):
+        marked = df.withColumn(IS_TEST, F.col("as_of_date") == F.lit(test_day))
+        return split_stats(marked)
+
+    stats = stats_for(data, days[3])
     assert stats["train"]["rows"] == 3 and stats["test"]["rows"] == 1
     check_split("m", spec, days[:2], [days[3]], stats["train"], stats["test"])  # fine
     with pytest.raises(TrainingDataError, match="also training dates"):
         check_split("m", spec, days[:2], [days[1]], stats["train"], stats["test"])
     with pytest.raises(TrainingDataError, match="not before the test snapshot"):
         check_split("m", spec, [days[0], days[3]], [days[2]], stats["train"], stats["test"])
-    empty = split_stats(data, as_of_column="as_of_date", test_dates=[days[2]])
+    empty = stats_for(data, days[2])
     with pytest.raises(TrainingDataError, match="0 test rows"):
         check_split("m", spec, days[:2], [days[2]], empty["train"], empty["test"])
-    constant = split_stats(data.where("label = 1.0"), as_of_column="as_of_date", test_dates=[])
+    constant = stats_for(data.where("label = 1.0"), date(1999, 1, 1))
     with pytest.raises(TrainingDataError, match="label is constant"):
         check_split("m", spec, days[:2], [days[3]], constant["train"], {"rows": 1})
     assert issubclass(TrainingDataError, ConfigError)  # a job reports it with exit 2

@@ -90,7 +90,8 @@ def test_parallel_waves_follow_the_dependencies() -> None:
         "Run build_advisor_360",
         "Run check_quality",
         "Run score",
-        "Wave 7: export_scores, publish, monitor",
+        "Wave 7: build_call_list, export_scores, publish, monitor",
+        "Run export_call_list",
     ]
 
 
@@ -105,7 +106,10 @@ def test_serverless_uses_client_tokens_and_transient_clusters_are_always_termina
     states = transient["States"]
     assert states["Derive run date"]["Next"] == "Create cluster"
     assert states["Run check_quality"]["Next"] == "Run score"  # the gate precedes publishing
-    assert states["Wave 7: export_scores, publish, monitor"]["Next"] == "Terminate cluster"
+    assert states["Wave 7: build_call_list, export_scores, publish, monitor"]["Next"] == (
+        "Run export_call_list"
+    )
+    assert states["Run export_call_list"]["Next"] == "Terminate cluster"
     assert states["Notify failure"]["Next"] == "Terminate cluster after failure"
     assert states["Terminate cluster after failure"]["Next"] == "Failed"
 
