@@ -50,6 +50,7 @@ def _call_list_section(spark: SparkSession, cfg: AppConfig, day: date) -> list[s
     parts = [f"<h2>{SECTIONS[0]}</h2>"]
     table = _read(spark, cfg, "gold.call_list")
     today = table.where(F.col("run_date") == F.lit(day)) if table is not None else None
+    # Two rows at most (contact, holdout).
     counts = dict(today.groupBy("assignment").count().collect()) if today is not None else {}
     if not counts:
         parts.append("<p>No call list for this date: no ranking champion passed its checks.</p>")

@@ -68,7 +68,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         counts = dict(today.groupBy("assignment").count().collect())  # two rows
         top = [r.asDict() for r in today.where("assignment = 'contact'").orderBy("rank")
                .select("rank", "advisor_id", "score", "segment_name", "reasons").limit(5)
-               .collect()]  # fmt: skip
+               .collect()]  # fmt: skip  (five rows: limit(5))
         st.add(contact=counts.get(cl.CONTACT, 0), holdout=counts.get(cl.HOLDOUT, 0),
                version=metrics.get("version"))  # fmt: skip
     with ctx.log.stage("uplift") as st:
