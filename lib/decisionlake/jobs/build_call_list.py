@@ -66,9 +66,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         lists = lake.read_delta(spark, cfg.table_uri("gold.call_list"))
         today = lists.where(F.col("run_date") == F.lit(day))
         counts = dict(today.groupBy("assignment").count().collect())  # two rows
-        top = [r.asDict() for r in today.where("assignment = 'contact'").orderBy("rank")
-               .select("rank", "advisor_id", "score", "segment_name", "reasons").limit(5)
-               .collect()]  # fmt: skip  (five rows: limit(5))
+        top = [
+            r.asDict()
+            for r in today.where("assignment = 'contact'")
+            .orderBy("rank")
+            .select("rank", "advisor_id", "score", "segment_name", "reasons")
+            .limit(5)
+            .collect()
+        ]  # fmt: skip  (five rows: limit(5))
         st.add(contact=counts.get(cl.CONTACT, 0), holdout=counts.get(cl.HOLDOUT, 0),
                version=metrics.get("version"))  # fmt: skip
     with ctx.log.stage("uplift") as st:
