@@ -61,7 +61,7 @@ tools: .cache/node/.installed .cache/browser/.installed
 	cd .cache/node && npm install --no-audit --no-fund --silent
 	touch $@
 
-$(JARS_STAMP): scripts/jars/pom.xml scripts/resolve-jars
+$(JARS_STAMP): scripts/jars/pom.xml scripts/resolve-jars $(shell find jvm -name '*.java') | venv
 	bash scripts/resolve-jars
 
 lint: venv

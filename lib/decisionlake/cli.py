@@ -91,7 +91,7 @@ def _cmd_services(args: argparse.Namespace) -> int:
     from decisionlake import services
 
     if args.action in ("start", "up"):
-        state = services.start_stack(with_mlflow=not args.no_mlflow)
+        state = services.start_stack(with_mlflow=not args.no_mlflow, with_cluster=args.cluster)
         print(json.dumps(state["env"], indent=1))
     elif args.action in ("stop", "down"):
         services.stop_stack()
@@ -134,7 +134,13 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     else:
         print("pipeline run needs --run-date or --from and --to", file=sys.stderr)
         return 2
-    executor = (pl.in_process_executor if args.in_process else pl.spark_submit_executor)(args.env)
+    if args.submit == "cluster":
+        from decisionlake.cluster import stack_executor
+
+        executor = stack_executor(args.env, release_prefix=args.release)
+    else:
+        in_process = args.in_process or args.submit == "in-process"
+        executor = (pl.in_process_executor if in_process else pl.spark_submit_executor)(args.env)
 
     def progress(result: pl.StepResult) -> None:
         print(f"  {result.run_date} {result.step:<22} {result.status:<9} "
@@ -200,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     svc = sub.add_parser("services", help="start/stop/status of the local service stand-ins")
     svc.add_argument("action", choices=["start", "up", "stop", "down", "status"])
     svc.add_argument("--no-mlflow", action="store_true")
+    svc.add_argument(
+        "--cluster", action="store_true",
+        help="also start the local Spark standalone cluster (one master, two workers)",
+    )  # fmt: skip
 
     pipe = with_env(sub.add_parser("pipeline", help="run or show the daily pipeline"))
     pipe.add_argument("action", choices=["run", "graph", "render"])
@@ -217,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument(
         "--in-process", action="store_true", help="run jobs in this process, not spark-submit"
     )
+    pipe.add_argument(
+        "--submit", choices=["local", "in-process", "cluster"], default="local",
+        help="local: scripts/spark-submit per step; cluster: the deployed release onto the "
+        "local cluster (`services start --cluster`, then package and deploy), like EMR",
+    )  # fmt: skip
+    pipe.add_argument("--release", default="releases/current",
+                      help="with --submit cluster: the release's prefix in the artifacts bucket")
 
     sub.add_parser(
         "package", help="build a versioned release (wheel, jobs, Python env)", add_help=False

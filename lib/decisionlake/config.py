@@ -64,7 +64,9 @@ def _checked(default: Any, check: str) -> Any:
 class SparkConfig:
     """How the SparkSession is built."""
 
-    mode: Literal["local", "emr"] = "local"
+    # local: this process is the cluster. emr / cluster: launched by spark-submit onto EMR or
+    # the project's local standalone cluster, which provide master, jars, Python and Delta.
+    mode: Literal["local", "emr", "cluster"] = "local"
     master: str = "local[*]"
     shuffle_partitions: int = _checked(8, "positive")
     driver_memory: str = _checked("4g", "memory")

@@ -52,10 +52,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _dependencies(repo: Path = REPO) -> list[str]:
+    return tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
 def runtime_requirements(repo: Path = REPO) -> list[str]:
     """The wheel's dependencies minus what the EMR release provides."""
-    deps = tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
-    return [d for d in deps if not d.replace("_", "-").startswith(PROVIDED_BY_EMR)]
+    return [d for d in _dependencies(repo) if not d.replace("_", "-").startswith(PROVIDED_BY_EMR)]
 
 
 def package(out: Path, *, with_env: bool = True, repo: Path = REPO) -> dict[str, Any]:
@@ -80,6 +83,14 @@ def package(out: Path, *, with_env: bool = True, repo: Path = REPO) -> dict[str,
     jobs_dir.mkdir()
     for script in sorted((repo / "jobs").glob("*.py")):
         shutil.copy2(script, jobs_dir / script.name)
+    # The project's own JVM code (the multi-writer Delta log store), built by `make jars`.
+    from decisionlake.jars import jar_dir
+
+    store = jar_dir() / "decisionlake-delta-logstore.jar"
+    if not store.is_file():
+        raise FileNotFoundError(f"{store} not found: run `make jars` to build it")
+    (target / "jars").mkdir()
+    shutil.copy2(store, target / "jars" / store.name)
     for name in ("state_machine.emr.json", "state_machine.emr_serverless.json",
                  "cloudformation.json", "cluster-configurations.json"):  # fmt: skip
         shutil.copy2(repo / "emr" / name, target / name)
@@ -102,14 +113,19 @@ def package(out: Path, *, with_env: bool = True, repo: Path = REPO) -> dict[str,
     return manifest
 
 
-def _python_env(target: Path, wheel: Path) -> None:
+def _python_env(target: Path, wheel: Path, repo: Path = REPO) -> None:
     """A fresh venv with the wheel and its runtime dependencies, packed by venv-pack."""
     work = target.parent / ".pyenv-build"
     shutil.rmtree(work, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", "--copies", str(work)], check=True)
-    pip = [str(work / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, *runtime_requirements()], check=True)
-    subprocess.run([*pip, "--no-deps", str(wheel)], check=True)
+    # No pip inside: the environment only runs jobs. This process's pip installs into it.
+    subprocess.run([sys.executable, "-m", "venv", "--copies", "--without-pip", str(work)],
+                   check=True)  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "--python", str(work / "bin" / "python"), "install",
+           "-q"]  # fmt: skip
+    subprocess.run([*pip, *runtime_requirements(repo)], check=True)
+    # Delta's Python API is pure Python; without its pyspark pin, the cluster's Spark is used.
+    delta = next(d for d in _dependencies(repo) if d.startswith("delta-spark"))
+    subprocess.run([*pip, "--no-deps", delta, str(wheel)], check=True)
     venv_pack = shutil.which("venv-pack", path=str(Path(sys.executable).parent)) or "venv-pack"
     subprocess.run([venv_pack, "-p", str(work), "-o", str(target / "pyenv.tar.gz"), "-q"],
                    check=True)  # fmt: skip
@@ -141,6 +157,7 @@ def deploy(
         archives = f"{root}/pyenv.tar.gz#environment,{archives}"
         python = "--conf spark.pyspark.python=./environment/bin/python "
     archive = (
+        f"--jars {root}/jars/decisionlake-delta-logstore.jar "
         f"--conf spark.archives={archives} {python}"
         "--conf spark.yarn.appMasterEnv.DECISIONLAKE_CONF=./decisionlake-conf "
     )

@@ -258,11 +258,18 @@ class EmbeddedPostgres:
 
 @dataclass
 class MlflowServer:
-    """An MLflow tracking server backed by SQLite and a local artifact folder."""
+    """An MLflow tracking server backed by SQLite; artifacts in a local folder or on S3.
+
+    With ``artifacts_uri`` (``s3://bucket/prefix``) and ``s3_endpoint`` the server keeps
+    artifacts on the S3 stand-in and clients upload through it (proxied artifacts), as a
+    shared tracking server does for drivers on other hosts.
+    """
 
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    artifacts_uri: str | None = None
+    s3_endpoint: str | None = None
 
     @property
     def tracking_uri(self) -> str:
@@ -271,6 +278,9 @@ class MlflowServer:
     def start(self) -> MlflowServer:
         self.root = self.root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if self.s3_endpoint:
+            env.update({**MOTO_ENV, "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint})
         with (self.root / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -287,10 +297,11 @@ class MlflowServer:
                     "--backend-store-uri",
                     f"sqlite:///{self.root}/mlflow.db",
                     "--artifacts-destination",
-                    f"{self.root}/artifacts",
+                    self.artifacts_uri or f"{self.root}/artifacts",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
                 start_new_session=True,
             )
         _wait_for(lambda: _http_ok(f"{self.tracking_uri}/health"), "mlflow", 120, self.proc)
@@ -318,11 +329,17 @@ def state_dir() -> Path:
     return Path(os.environ.get("DECISIONLAKE_RUN_DIR", Path.cwd() / ".run"))
 
 
-def start_stack(with_mlflow: bool = True) -> dict[str, Any]:
-    """Start every service detached, provision them, and record how to reach them."""
+def start_stack(with_mlflow: bool = True, with_cluster: bool = False) -> dict[str, Any]:
+    """Start every service detached, provision them, and record how to reach them.
+
+    ``with_cluster`` adds the local Spark standalone cluster (``decisionlake.cluster``), its
+    work under ``$DECISIONLAKE_CLUSTER_DIR`` (default: the system temp folder), never the
+    checkout; MLflow then keeps its artifacts on S3.
+    """
     run_dir = state_dir()
     current = read_state()
-    if current and all(_pid_alive(p) for p in current.get("pids", {}).values()):
+    if (current and all(_pid_alive(p) for p in current.get("pids", {}).values())
+            and (not with_cluster or "cluster" in current)):  # fmt: skip
         return current
     stop_stack()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -340,15 +357,33 @@ def start_stack(with_mlflow: bool = True) -> dict[str, Any]:
         "DL_SNS_TOPIC_ARN": provisioned["sns_topic_arn"],
     }
     if with_mlflow:
-        mlflow = MlflowServer(run_dir / "mlflow").start()
+        mlflow = MlflowServer(
+            run_dir / "mlflow",
+            artifacts_uri=f"s3://{BUCKETS[2]}/mlflow" if with_cluster else None,
+            s3_endpoint=moto.endpoint if with_cluster else None,
+        ).start()
         pids["mlflow"] = mlflow.proc.pid if mlflow.proc else 0
         env["MLFLOW_TRACKING_URI"] = mlflow.tracking_uri
-    state = {
+    state: dict[str, Any] = {
         "env": env,
         "pids": pids,
         "postgres_data": str(run_dir / "postgres"),
         "postgres_user": postgres.os_user,
     }
+    if with_cluster:
+        import tempfile
+
+        from decisionlake.cluster import SparkCluster
+
+        root = Path(os.environ.get("DECISIONLAKE_CLUSTER_DIR")
+                    or Path(tempfile.gettempdir()) / "decisionlake-cluster")  # fmt: skip
+        os.environ.update(MOTO_ENV)
+        cluster = SparkCluster(root, s3_endpoint=moto.endpoint).start()
+        for n, proc in enumerate(cluster.procs):
+            pids[f"spark-{n}"] = proc.pid
+        state["cluster"] = cluster.as_state()
+        env["DL_SPARK_MASTER"] = cluster.master_url
+        env["DL_SPARK_HOME"] = str(cluster.spark_home)
     (run_dir / "services.json").write_text(json.dumps(state, indent=1))
     (run_dir / "services.env").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     return state

@@ -18,8 +18,11 @@ _DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
     """The Spark settings the factory applies, as a plain mapping (inspectable in tests).
 
-    Local mode wires Delta, the cached jars and the local S3 stand-in; EMR mode adds only what
-    EMR does not provide, since EMR configures Delta, EMRFS and the Glue catalog itself.
+    Local mode wires Delta, the cached jars and the Python of this process. ``emr`` and
+    ``cluster`` (the project's local standalone cluster) add only what the cluster does not
+    provide: spark-submit brings the master, the jars and the Python environment, and the
+    cluster's spark-defaults bring Delta. Any mode gets the S3 stand-in's endpoint when the
+    environment names one, and the multi-writer Delta log store when it names its table.
     """
     spark_cfg = cfg.spark
     conf: dict[str, str] = {
@@ -42,7 +45,6 @@ def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
                 "spark.jars": ",".join(str(j) for j in local_jars()),
                 "spark.sql.extensions": _DELTA_EXTENSION,
                 "spark.sql.catalog.spark_catalog": _DELTA_CATALOG,
-                "spark.sql.warehouse.dir": f"{cfg.paths.artifacts.rstrip('/')}/spark-warehouse",
                 "spark.driver.bindAddress": "127.0.0.1",
                 "spark.driver.host": "127.0.0.1",
                 "spark.sql.adaptive.enabled": "true",
@@ -51,7 +53,10 @@ def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
                 "spark.pyspark.driver.python": sys.executable,
             }
         )
-        conf.update(_s3a_conf(cfg))
+    if spark_cfg.mode != "emr":  # EMR sets its own; elsewhere not the driver's working folder
+        conf["spark.sql.warehouse.dir"] = f"{cfg.paths.artifacts.rstrip('/')}/spark-warehouse"
+    conf.update(_s3a_conf(cfg))
+    conf.update(_log_store_conf(cfg))
     conf.update(spark_cfg.conf)
     return conf
 
@@ -75,16 +80,35 @@ def _s3a_conf(cfg: AppConfig) -> dict[str, str]:
         f"{prefix}impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         f"{prefix}fast.upload": "true",
     }
+    return conf
+
+
+LOG_STORE_CLASS = "io.decisionlake.delta.DynamoDBLogStore"
+LOG_STORE_JAR = "decisionlake-delta-logstore"
+
+
+def _log_store_conf(cfg: AppConfig) -> dict[str, str]:
+    """Delta commits arbitrated by DynamoDB, so drivers on several clusters can write one table.
+
+    The store (jvm/delta-dynamodb-logstore) follows Delta's S3DynamoDBLogStore protocol and
+    table layout on the AWS SDK v2; see the README's "Running on EMR".
+    """
     table = cfg.storage.dynamodb_log_store_table
-    if table:
-        require_jar("delta-storage-s3-dynamodb-", "storage.dynamodb_log_store_table")
-        conf.update(
-            {
-                "spark.delta.logStore.s3a.impl": "io.delta.storage.S3DynamoDBLogStore",
-                "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": table,
-                "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": cfg.storage.region,
-            }
-        )
+    if not table:
+        return {}
+    if cfg.spark.mode == "local":
+        require_jar(LOG_STORE_JAR, "storage.dynamodb_log_store_table")
+    prefix = "spark.hadoop.decisionlake.delta.dynamodb."
+    conf = {
+        # s3a:// here and on a self-managed cluster; s3:// is EMRFS on EMR.
+        "spark.delta.logStore.s3a.impl": LOG_STORE_CLASS,
+        "spark.delta.logStore.s3.impl": LOG_STORE_CLASS,
+        f"{prefix}table": table,
+        f"{prefix}region": cfg.storage.region,
+    }
+    endpoint = cfg.services.aws_endpoint or cfg.storage.s3_endpoint
+    if endpoint:
+        conf[f"{prefix}endpoint"] = endpoint
     return conf
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,17 @@ def mlflow_client(cfg: AppConfig) -> Any:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return mlflow
+
+
+def _dfs_tmpdir(cfg: AppConfig) -> str | None:
+    """Where MLflow stages a Spark model for the executors: shared storage on a cluster.
+
+    Saving a Spark ML model writes from the executors, and loading reads on them, so the
+    staging folder must be one every node sees (MLflow's default is the driver's /tmp).
+    """
+    if cfg.spark.mode == "local":
+        return None
+    return f"{cfg.paths.artifacts.rstrip('/')}/mlflow-staging/{uuid.uuid4().hex}"
 
 
 def _experiment_id(cfg: AppConfig, mlflow: Any) -> str:
@@ -153,6 +165,7 @@ def record(
                 registered_model_name=outcome.name,
                 signature=infer_signature(sample),
                 pip_requirements=[f"pyspark=={pyspark.__version__}"],
+                dfs_tmpdir=_dfs_tmpdir(cfg),
             )
         finally:
             context.setLogLevel(cfg.spark.log_level)
@@ -278,7 +291,7 @@ def current_champion(cfg: AppConfig, model_name: str) -> Champion | None:
         found = client.get_model_version_by_alias(model_name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         return None
-    model = mlflow.spark.load_model(f"models:/{model_name}@{CHAMPION}")
+    model = mlflow.spark.load_model(f"models:/{model_name}@{CHAMPION}", dfs_tmpdir=_dfs_tmpdir(cfg))
     return Champion(
         model_name, str(found.version), str(found.run_id), model, dict(found.tags or {})
     )

@@ -49,12 +49,17 @@ def _state_name(step: Step) -> str:
     return f"Run {step.name}"
 
 
+LOG_STORE_JAR = "jars/decisionlake-delta-logstore.jar"
+
+
 def _spark_conf(s: DeploySettings) -> list[str]:
     archives = (
         f"{s.artifacts_uri}/{s.python_env_archive}#environment,"
         f"{s.artifacts_uri}/conf.zip#decisionlake-conf"
     )
     return [
+        # The project's multi-writer Delta log store travels with the release.
+        "--jars", f"{s.artifacts_uri}/{LOG_STORE_JAR}",
         "--conf", f"spark.archives={archives}",
         "--conf", f"spark.pyspark.python={_PYTHON}",
         # The driver finds conf/ in the unpacked archive (cluster mode: the YARN AM).
@@ -68,6 +73,16 @@ def _job_args(step: Step, s: DeploySettings) -> tuple[str, list[str]]:
     return f"{s.artifacts_uri}/jobs/{step.job}.py", ["--env", s.env, *settings]
 
 
+def step_submit_args(step: Step, s: DeploySettings) -> list[str]:
+    """A step's spark-submit options, entry point and job arguments, less the run date.
+
+    The one source of an EMR step's arguments and of the local cluster's submission
+    (``decisionlake.cluster``), so what is tested locally is what EMR runs.
+    """
+    entry, job_args = _job_args(step, s)
+    return [*_spark_conf(s), entry, *job_args]
+
+
 def _quoted(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "\\'") + "'" for v in values)
 
@@ -75,7 +90,7 @@ def _quoted(values: list[str]) -> str:
 def _task(step: Step, target: Target, s: DeploySettings) -> dict[str, Any]:
     entry, job_args = _job_args(step, s)
     if target == "emr":
-        args = ["spark-submit", "--deploy-mode", "cluster", *_spark_conf(s), entry, *job_args]
+        args = ["spark-submit", "--deploy-mode", "cluster", *step_submit_args(step, s)]
         task: dict[str, Any] = {
             "Type": "Task",
             "Resource": "arn:aws:states:::elasticmapreduce:addStep.sync",
