@@ -39,9 +39,10 @@ from decisionlake.pipeline import (
     load_pipeline,
     run_pipeline,
 )
-from tests.conftest import make_config
+from tests.conftest import lake_args, make_config
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+# A spark-submit costs about a minute here (two cold JVMs and the archive unpacked twice).
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(2700)]
 
 END = date(2026, 11, 24)  # day D: the day the cluster runs; D-2 and D-1 are its history
 HISTORY_DAYS = 2
@@ -98,16 +99,6 @@ def _upload(folder: Path, bucket: str, prefix: str, endpoint: str) -> int:
     return len(files)
 
 
-def _copy_prefix(bucket: str, source: str, target: str, endpoint: str) -> int:
-    s3, copied = _s3(endpoint), 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=source):
-        for obj in page.get("Contents", []):
-            key = target + obj["Key"][len(source) :]
-            s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": obj["Key"]})
-            copied += 1
-    return copied
-
-
 def _lake(name: str) -> list[str]:
     """Settings that point a run at lake ``name`` (landing shared) on the S3 stand-in."""
     return [
@@ -143,7 +134,9 @@ def stack(
                        prefix=f"{PREFIX}/releases", endpoint=endpoint)  # fmt: skip
         timings["package_deploy_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        local = make_config("test", root / "generated")
+        tracking = f"sqlite:///{root}/reference/mlflow/mlflow.db"
+        local = make_config("test", root / "reference",
+                            **{"services.mlflow_tracking_uri": tracking})  # fmt: skip
         spec = build_spec(local, end_date=END, days=6, advisors=ADVISORS, seed=SEED)
         generate(spark, local, spec)
         _upload(Path(local.paths.landing), "decisionlake-landing", f"{PREFIX}/landing", endpoint)
@@ -158,7 +151,7 @@ def stack(
             work_root=work, s3_endpoint=endpoint, env=env,
         )  # fmt: skip
         yield {"cluster": cluster, "executor": executor, "work": work, "root": root,
-               "timings": timings, "endpoint": endpoint}  # fmt: skip
+               "timings": timings, "endpoint": endpoint, "reference": local}  # fmt: skip
     finally:
         cluster.stop()
         mlflow.stop()
@@ -222,23 +215,21 @@ def _scores(spark: SparkSession, settings: list[str]) -> dict[str, tuple[int, in
 def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     stack: dict[str, Any], spark: SparkSession
 ) -> None:
-    """D-2 and D-1 in process (the shared history, copied to two lakes); then day D, a
-    backfill of D-5 beside D's ingest, and the model steps: on the cluster in one lake, in
-    process in the other. Every table must come out the same."""
+    """D-2 and D-1 in process (the history, copied to S3 for the cluster); then day D, a
+    backfill of D-5 beside D's ingest, and the model steps: each a spark-submit onto the
+    cluster in S3, and in process on the local copy. Every table must come out the same."""
     pipeline = load_pipeline()
     daily, final = _daily(pipeline), _final(pipeline.name)
     endpoint = stack["endpoint"]
-    # In-process runs: s3a to the stand-in, MLflow in a SQLite file outside the checkout.
-    tracking = f"sqlite:///{stack['root']}/in-process-mlflow/mlflow.db"
-    moto = [f"storage.s3_endpoint={endpoint}", f"services.mlflow_tracking_uri={tracking}"]
+    reference = stack["reference"]
     in_process = in_process_executor("test")
+    local = [*lake_args(reference), *MODEL_SETTINGS]
     history = [END - timedelta(days=n) for n in range(HISTORY_DAYS, 0, -1)]
-    ran = run_pipeline(daily, history, in_process, settings=[*_lake("history"), *moto],
-                       max_retries=0)  # fmt: skip
+    ran = run_pipeline(daily, history, in_process, settings=local, max_retries=0)
     assert all(r.status == "succeeded" for r in ran), [r for r in ran if r.status != "succeeded"]
-    for name in ("on-cluster", "in-process"):
-        assert _copy_prefix("decisionlake-lake", f"{PREFIX}/history/", f"{PREFIX}/{name}/",
-                            endpoint)  # fmt: skip
+    # The cluster's lake starts as a copy of that history (Delta logs hold relative paths).
+    assert _upload(Path(reference.paths.lake), "decisionlake-lake", f"{PREFIX}/on-cluster",
+                   endpoint)  # fmt: skip
 
     checkout = Path(__file__).resolve().parents[1]
     before = _checkout_files(checkout)
@@ -285,7 +276,7 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     # The reference: the same day, backfill and model steps in this process.
     local_timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    lake = [*_lake("in-process"), *moto]
+    lake = local
     code, reason, _ = in_process(pipeline.step("ingest_clickstream"), BACKFILL, lake)
     assert code == 0, reason
     reference = run_pipeline(
@@ -308,9 +299,10 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     failed = [r for r in reference if r.status != "succeeded"]
     assert not failed, failed[0]
 
-    ours, theirs = _tables(spark, _lake("on-cluster")), _tables(spark, _lake("in-process"))
+    ours, theirs = _tables(spark, _lake("on-cluster")), _tables(spark, lake_args(reference))
     assert ours == theirs
-    cluster_scores, local_scores = _scores(spark, _lake("on-cluster")), _scores(spark, lake)
+    cluster_scores = _scores(spark, _lake("on-cluster"))
+    local_scores = _scores(spark, lake_args(reference))
     # Both trained the same grids on the same rows; a model one run promoted and the other
     # did not would show here. The propensity model's signal is strong: it scores in both.
     assert "advisor_propensity" in cluster_scores
@@ -324,8 +316,8 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
                       "scores": {m: v[0] for m, v in cluster_scores.items()}}, indent=1,
                      default=str))  # fmt: skip
     ddb = boto3.client("dynamodb", endpoint_url=endpoint)
-    cfg = load_config("test", overrides=dict(s.split("=", 1) for s in lake[:3]))
-    bronze = cfg.table_uri("bronze.clickstream").replace("in-process", "on-cluster")
+    cfg = load_config("test", overrides=dict(s.split("=", 1) for s in _lake("on-cluster")[:3]))
+    bronze = cfg.table_uri("bronze.clickstream")
     entries = ddb.query(
         TableName=services.DELTA_LOG_TABLE,
         KeyConditionExpression="tablePath = :t",

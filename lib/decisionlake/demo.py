@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from decisionlake import lake, services
@@ -16,6 +18,7 @@ from decisionlake.checks import delta_rs_row_count
 from decisionlake.config import load_config
 from decisionlake.generate import build_spec, generate
 from decisionlake.pipeline import (
+    Step,
     StepResult,
     date_range,
     format_summary,
@@ -101,31 +104,21 @@ def _log_to_mlflow(
 
 
 def _train_and_publish(
-    args: argparse.Namespace, progress: Any, log_path: Any, extra_results: list[StepResult]
+    args: argparse.Namespace, executor: Any, log_path: Any, extra_results: list[StepResult]
 ) -> tuple[float, dict[str, Any] | None]:
     """Train the models on the backfilled history, then score, export and publish the last day."""
-    import importlib
-
     import psycopg2
 
-    from decisionlake.jobs import JOBS
-    from decisionlake.runtime import execute
-
     started = time.perf_counter()
-    argv = ["--env", args.env, "--run-date", args.run_date.isoformat()]
-    for value in args.overrides:
-        argv += ["--set", value]
     print("\nmodels: train on the history, then score, export and publish the last day",
           flush=True)  # fmt: skip
     outputs: dict[str, dict[str, Any]] = {}
     jobs = ("train_models", "score", "build_call_list", "export_scores", "export_call_list",
             "publish", "monitor")  # fmt: skip
     for job in jobs:
-        module = importlib.import_module(JOBS[job])
-        parser = module.parser() if hasattr(module, "parser") else None
         t0 = time.perf_counter()
         with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
-            code, reason, summary = execute(job, argv, module.run, parser=parser)
+            code, reason, summary = executor(Step(job, job), args.run_date, args.overrides)
         if code:
             print(f"  {job} FAILED in {time.perf_counter() - t0:.1f}s: {reason}")
             return time.perf_counter() - started, None
@@ -192,11 +185,29 @@ def _print_call_list(summary: dict[str, Any]) -> None:
               f"{uplift['uplift_high']:+.3f}), {uplift['conclusion']}")  # fmt: skip
 
 
+def _deploy_for_cluster(env: str, state: dict[str, Any]) -> Any:
+    """Package this checkout, deploy it to the artifacts bucket, submit every step from it."""
+    from decisionlake import release
+    from decisionlake.cluster import stack_executor
+
+    t0 = time.perf_counter()
+    out = Path(tempfile.mkdtemp(prefix="decisionlake-release-"))
+    manifest = release.package(out)
+    deployed = release.deploy(out / manifest["release"], bucket=services.BUCKETS[2],
+                              endpoint=state["env"]["DL_S3_ENDPOINT"])  # fmt: skip
+    print(f"release {manifest['release']} deployed to {deployed['uri']} "
+          f"({time.perf_counter() - t0:.1f}s); Spark cluster {state['cluster']['master_url']} "
+          "(every step a spark-submit of it, like an EMR step)", flush=True)  # fmt: skip
+    return stack_executor(env)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; prints a short human summary and returns an exit code."""
     started = time.perf_counter()
     print("== decisionlake demo ==", flush=True)
-    state = services.start_stack(with_mlflow=True)
+    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    on_cluster = cfg.spark.mode == "cluster"
+    state = services.start_stack(with_mlflow=True, with_cluster=on_cluster)
     services.apply_env(state)
     env = state["env"]
     print(
@@ -204,11 +215,17 @@ def run_demo(args: argparse.Namespace) -> int:
         f"PostgreSQL {env['DL_PG_URL']}, MLflow {env.get('MLFLOW_TRACKING_URI')}"
     )
 
-    cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
+    if on_cluster:
+        executor = _deploy_for_cluster(args.env, state)
+        # This process generates the landing zone and reads the tables: a local session on
+        # the same S3 buckets (local-cluster keeps local-s3's paths).
+        session_cfg = load_config("local-s3", conf_dir=args.config, overrides=args.overrides)
+    else:
+        executor, session_cfg = in_process_executor(args.env), cfg
     spec = build_spec(
         cfg, end_date=args.run_date, days=args.days, advisors=args.advisors, seed=None
     )
-    spark = get_spark(cfg, "decisionlake-demo")
+    spark = get_spark(session_cfg, "decisionlake-demo")
     spark.sparkContext.setLogLevel("ERROR")  # the demo prints its own progress
     t0 = time.perf_counter()
     gen = generate(spark, cfg, spec)
@@ -236,7 +253,7 @@ def run_demo(args: argparse.Namespace) -> int:
     pipeline_started = time.perf_counter()
     with log_path.open("a", encoding="utf-8") as log, contextlib.redirect_stderr(log):
         results = run_pipeline(
-            definition, dates, in_process_executor(args.env), settings=args.overrides,
+            definition, dates, executor, settings=args.overrides,
             progress=progress, max_retries=0, parallelism=args.parallel,
         )  # fmt: skip
     pipeline_seconds = time.perf_counter() - pipeline_started
@@ -244,7 +261,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(format_summary(results))
         return 1
     extra: list[StepResult] = []
-    models_seconds, scored = _train_and_publish(args, progress, log_path, extra)
+    models_seconds, scored = _train_and_publish(args, executor, log_path, extra)
     if scored is None:
         return 1
     print("\ntopics of the text pipeline (top terms)")
