@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS_STAMP := .cache/jars/.resolved
 DEMO_ENV ?= local
+DEMO_ARGS ?=
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
 .PHONY: demo test test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
-	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV)
+	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV) $(DEMO_ARGS)
 
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts

@@ -179,7 +179,13 @@ class ExecutorKiller:
     def __init__(self, cluster: SparkCluster, app_name: str) -> None:
         self.cluster, self.app_name = cluster, app_name
         self.killed: dict[str, Any] = {}
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Watch for the application (once: a retried step is not killed again)."""
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
 
     def _run(self) -> None:
         deadline = time.monotonic() + 600
@@ -238,9 +244,8 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     backfills: list[Any] = []
 
     def executor(step: Step, run_date: date, settings: Any) -> Any:
-        if step.name == "build_sessions" and not killer.thread.is_alive() and not killer.killed:
-            killer.thread = threading.Thread(target=killer._run, daemon=True)
-            killer.thread.start()
+        if step.name == "build_sessions":
+            killer.start()
         if step.name != "ingest_clickstream":
             return submit(step, run_date, settings)
         # The backfill's driver writes bronze.clickstream at the same time as D's ingest.
@@ -279,22 +284,11 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     lake = local
     code, reason, _ = in_process(pipeline.step("ingest_clickstream"), BACKFILL, lake)
     assert code == 0, reason
-    reference = run_pipeline(
-        daily,
-        [END],
-        in_process,
-        settings=lake,
-        max_retries=0,
-        progress=lambda r: local_timings.update({r.step: round(r.seconds, 1)}),
-    )
-    reference += run_pipeline(
-        final,
-        [END],
-        in_process,
-        settings=lake,
-        max_retries=0,
-        progress=lambda r: local_timings.update({r.step: round(r.seconds, 1)}),
-    )
+    reference: list[StepResult] = []
+    for part in (daily, final):
+        reference += run_pipeline(part, [END], in_process, settings=lake, max_retries=0,
+                                  progress=lambda r: local_timings.update(
+                                      {r.step: round(r.seconds, 1)}))  # fmt: skip
     local_s = time.perf_counter() - t0
     failed = [r for r in reference if r.status != "succeeded"]
     assert not failed, failed[0]

@@ -35,12 +35,16 @@ def test_package_and_deploy_to_s3(moto_server: services.MotoServer, tmp_path: Pa
     assert manifest["git_sha"].startswith(sha) and folder.name == manifest["release"]
     assert manifest["version"] == release.project_version()
     names = set(manifest["files"])
-    assert {"jobs.zip", "conf.zip", "state_machine.emr.json", "cloudformation.json"} <= names
+    assert {"jobs.zip", "conf.zip", "state_machine.emr.json", "cloudformation.json",
+            "jars/decisionlake-delta-logstore.jar"} <= names  # fmt: skip
     assert any(n.startswith("decisionlake-") and n.endswith(".whl") for n in names)
     with zipfile.ZipFile(folder / "conf.zip") as bundle:
-        assert {"base/app.yaml", "prod/app.yaml", "models/advisor_propensity.yaml",
-                "pipeline.yaml"} <= set(bundle.namelist())  # fmt: skip
-    assert "pyspark" not in " ".join(release.runtime_requirements())  # EMR provides Spark
+        shipped = set(bundle.namelist())
+    assert {"base/app.yaml", "prod/app.yaml", "local-cluster/app.yaml",
+            "models/advisor_propensity.yaml", "pipeline.yaml"} <= shipped  # fmt: skip
+    requirements = " ".join(release.runtime_requirements())
+    assert "pyspark" not in requirements and "delta-spark" not in requirements  # EMR's
+    assert "mlflow-skinny" in requirements  # the client only: the release's env stays small
 
     deployed = subprocess.run(
         [str(REPO / "scripts" / "deploy"), str(folder), "--bucket", "decisionlake-artifacts",

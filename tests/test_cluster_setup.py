@@ -1,0 +1,110 @@
+"""The cluster's layout and the settings a cluster run gets (no process started here)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from decisionlake.cluster import (
+    ClusterError,
+    Release,
+    SparkCluster,
+    build_spark_home,
+    last_summary,
+    pyspark_home,
+    submit_command,
+)
+from decisionlake.config import load_config
+from decisionlake.pipeline import load_pipeline
+from decisionlake.spark import LOG_STORE_CLASS, session_conf
+
+
+@pytest.fixture
+def cluster_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DL_S3_ENDPOINT", "http://127.0.0.1:5999")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5998")
+
+
+def test_local_cluster_keeps_everything_on_s3_and_leaves_the_cluster_its_settings(
+    cluster_env: None,
+) -> None:
+    cfg = load_config("local-cluster")
+    assert cfg.spark.mode == "cluster"
+    assert all(p.startswith("s3a://") for p in (cfg.paths.landing, cfg.paths.lake,
+                                                 cfg.paths.artifacts))  # fmt: skip
+    conf = session_conf(cfg, "job")
+    # spark-submit and the cluster bring these; the factory must not override them.
+    for key in ("spark.master", "spark.jars", "spark.pyspark.python", "spark.sql.extensions"):
+        assert key not in conf, key
+    assert conf["spark.sql.warehouse.dir"].startswith("s3a://")  # not the driver's folder
+    assert conf["spark.delta.logStore.s3a.impl"] == LOG_STORE_CLASS
+    assert conf["spark.hadoop.decisionlake.delta.dynamodb.table"] == "decisionlake_delta_log"
+    assert conf["spark.hadoop.decisionlake.delta.dynamodb.endpoint"] == "http://127.0.0.1:5999"
+
+
+def test_production_commits_through_dynamodb_on_emrfs() -> None:
+    conf = session_conf(load_config("prod"), "job")
+    assert conf["spark.delta.logStore.s3.impl"] == LOG_STORE_CLASS
+    assert conf["spark.hadoop.decisionlake.delta.dynamodb.table"] == "decisionlake-prod-delta-log"
+    assert "spark.hadoop.decisionlake.delta.dynamodb.endpoint" not in conf  # AWS's own
+    assert "spark.hadoop.fs.s3a.endpoint" not in conf
+
+
+def test_spark_home_looks_like_an_emr_node(tmp_path: Path) -> None:
+    extra = tmp_path / "delta-spark_2.13-4.2.0.jar"
+    extra.write_bytes(b"")
+    home = build_spark_home(tmp_path / "home", jars=[extra],
+                            defaults={"spark.master": "spark://127.0.0.1:1"})  # fmt: skip
+    assert (home / "bin" / "spark-submit").exists()
+    assert (home / "python" / "lib" / "pyspark.zip").exists()  # executors' PYTHONPATH
+    names = {p.name for p in (home / "jars").iterdir()}
+    assert extra.name in names
+    assert {p.name for p in (pyspark_home() / "jars").glob("*.jar")} <= names
+    assert (home / "conf" / "spark-defaults.conf").read_text() == (
+        "spark.master spark://127.0.0.1:1\n"
+    )
+
+
+def test_cluster_defaults_carry_delta_and_s3_but_never_the_release(tmp_path: Path) -> None:
+    defaults = SparkCluster(tmp_path, s3_endpoint="http://127.0.0.1:5999").defaults()
+    assert defaults["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert defaults["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:5999"
+    assert not any("archives" in k or "pyspark.python" in k for k in defaults)
+
+
+def test_a_taken_port_is_named_with_what_to_do(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ClusterError, match=f"port {port} .* in use: stop what listens"):
+            SparkCluster(tmp_path, master_port=port).start()
+
+
+def test_submission_is_the_release_and_the_run_date() -> None:
+    step = load_pipeline().step("build_sessions")
+    command = submit_command("spark://127.0.0.1:7077", Path("/spark"), step,
+                             Release("artifacts", "releases/r1"), date(2026, 11, 24))  # fmt: skip
+    assert command[:5] == ["/spark/bin/spark-submit", "--master", "spark://127.0.0.1:7077",
+                           "--deploy-mode", "client"]  # fmt: skip
+    assert "s3a://artifacts/releases/r1/jobs/build_sessions.py" in command
+    archives = (
+        "spark.archives=s3a://artifacts/releases/r1/pyenv.tar.gz#environment,"
+        "s3a://artifacts/releases/r1/conf.zip#decisionlake-conf"
+    )
+    assert archives in command
+    assert command[-4:] == ["--env", "local-cluster", "--run-date", "2026-11-24"]
+
+
+def test_the_summary_comes_from_the_drivers_json_log() -> None:
+    output = "\n".join([
+        "26/12/02 INFO SparkContext: Running Spark",
+        '{"event": "job_succeeded", "job": "score", "summary": {"rows": 3}}',
+        '{"event": "job_succeeded", "job": "other", "summary": {"rows": 9}}',
+    ])  # fmt: skip
+    assert last_summary(output, "score") == {"rows": 3}
+    assert last_summary(output, "monitor") == {}
