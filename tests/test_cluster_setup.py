@@ -39,6 +39,7 @@ def test_local_cluster_keeps_everything_on_s3_and_leaves_the_cluster_its_setting
     for key in ("spark.master", "spark.jars", "spark.pyspark.python", "spark.sql.extensions"):
         assert key not in conf, key
     assert conf["spark.sql.warehouse.dir"].startswith("s3a://")  # not the driver's folder
+    assert conf["spark.hadoop.fs.defaultFS"] == "s3a://decisionlake-artifacts"  # like HDFS
     assert conf["spark.delta.logStore.s3a.impl"] == LOG_STORE_CLASS
     assert conf["spark.hadoop.decisionlake.delta.dynamodb.table"] == "decisionlake_delta_log"
     assert conf["spark.hadoop.decisionlake.delta.dynamodb.endpoint"] == "http://127.0.0.1:5999"

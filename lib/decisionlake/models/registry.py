@@ -63,12 +63,14 @@ def mlflow_client(cfg: AppConfig) -> Any:
 
 
 def _dfs_tmpdir(cfg: AppConfig) -> str | None:
-    """Where MLflow stages a Spark model for the executors: shared storage on a cluster.
+    """Where MLflow stages a Spark model for the executors: storage every node sees.
 
-    Saving a Spark ML model writes from the executors, and loading reads on them, so the
-    staging folder must be one every node sees (MLflow's default is the driver's /tmp).
+    Saving a Spark ML model writes from the executors and loading reads on them, and MLflow
+    stages it on the default filesystem (``/tmp/mlflow``). On EMR that is HDFS, shared; on the
+    local cluster the default filesystem is the artifacts bucket (conf/local-cluster), so the
+    staging folder goes under the artifacts root there. In one process it does not matter.
     """
-    if cfg.spark.mode == "local":
+    if cfg.spark.mode != "cluster":
         return None
     return f"{cfg.paths.artifacts.rstrip('/')}/mlflow-staging/{uuid.uuid4().hex}"
 
