@@ -91,7 +91,13 @@ def _cmd_services(args: argparse.Namespace) -> int:
     from decisionlake import services
 
     if args.action in ("start", "up"):
-        state = services.start_stack(with_mlflow=not args.no_mlflow, with_cluster=args.cluster)
+        from decisionlake.cluster import ClusterError
+
+        try:
+            state = services.start_stack(with_mlflow=not args.no_mlflow, with_cluster=args.cluster)
+        except ClusterError as exc:
+            print(f"services start: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(state["env"], indent=1))
     elif args.action in ("stop", "down"):
         services.stop_stack()
@@ -135,9 +141,13 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         print("pipeline run needs --run-date or --from and --to", file=sys.stderr)
         return 2
     if args.submit == "cluster":
-        from decisionlake.cluster import stack_executor
+        from decisionlake.cluster import ClusterError, stack_executor
 
-        executor = stack_executor(args.env, release_prefix=args.release)
+        try:
+            executor = stack_executor(args.env, release_prefix=args.release)
+        except ClusterError as exc:
+            print(f"pipeline run: {exc}", file=sys.stderr)
+            return 2
     else:
         in_process = args.in_process or args.submit == "in-process"
         executor = (pl.in_process_executor if in_process else pl.spark_submit_executor)(args.env)
