@@ -8,7 +8,7 @@ DEMO_ENV ?= local
 DEMO_ARGS ?=
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
-.PHONY: demo test test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test test-cluster test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV) $(DEMO_ARGS)
@@ -16,7 +16,12 @@ demo: venv jars
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=20 tests
+	$(PY) -m pytest -q --durations=20 -m "not cluster" tests
+
+# The run on the local Spark standalone cluster (#15): kept out of `make test` until its score
+# step stops hanging on the cluster (see the issue's note).
+test-cluster: venv jars
+	$(PY) -m pytest -q -s -m cluster tests
 
 # Execute the notebooks against the demo's lake (after `make demo`, services still running).
 notebook: venv
