@@ -26,11 +26,9 @@ from decisionlake.cluster import (
     cluster_executor,
     executor_pids,
     kill_executor,
-    submit_command,
 )
 from decisionlake.config import load_config
 from decisionlake.generate import build_spec, generate
-from decisionlake.orchestration.asl import DeploySettings, render_state_machine
 from decisionlake.pipeline import (
     PipelineDef,
     Step,
@@ -319,20 +317,3 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     )["Items"]
     # D's ingest and the backfill each claimed a commit of bronze.clickstream, both complete.
     assert len(entries) >= 2 and all(e["complete"]["S"] == "true" for e in entries), entries
-
-
-def test_local_submission_is_the_emr_step(stack: dict[str, Any]) -> None:
-    """The state machine's EMR step and the local spark-submit differ in master and scheme."""
-    step = load_pipeline().step("build_sessions")
-    rel = Release(services.BUCKETS[2], f"{PREFIX}/releases/current")
-    deploy = DeploySettings(env=rel.env, artifacts_uri=rel.settings("s3").artifacts_uri)
-    machine = render_state_machine(PipelineDef("p", (step,)), settings=deploy)
-    task = next(s for s in machine["States"].values() if s.get("Type") == "Task")
-    emr = task["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
-    local = submit_command(stack["cluster"].master_url, stack["cluster"].spark_home, step, rel,
-                           END)  # fmt: skip
-    assert local[1:5] == ["--master", stack["cluster"].master_url, "--deploy-mode", "client"]
-    expected = [a.replace("s3a://", "s3://") for a in local[5:-2]]
-    rendered = "States.Array(" + ", ".join(f"'{a}'" for a in ["spark-submit", "--deploy-mode",
-                                                              "cluster", *expected])  # fmt: skip
-    assert emr.startswith(rendered + ", '--run-date', $.run_date)"), (emr, rendered)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -12,12 +13,12 @@ from decisionlake.cluster import (
     Release,
     SparkCluster,
     build_spark_home,
-    last_summary,
     pyspark_home,
     submit_command,
 )
 from decisionlake.config import load_config
-from decisionlake.pipeline import load_pipeline
+from decisionlake.orchestration.asl import DeploySettings, render_state_machine
+from decisionlake.pipeline import PipelineDef, driver_outcome, load_pipeline
 from decisionlake.spark import LOG_STORE_CLASS, session_conf
 
 
@@ -107,5 +108,25 @@ def test_the_summary_comes_from_the_drivers_json_log() -> None:
         '{"event": "job_succeeded", "job": "score", "summary": {"rows": 3}}',
         '{"event": "job_succeeded", "job": "other", "summary": {"rows": 9}}',
     ])  # fmt: skip
-    assert last_summary(output, "score") == {"rows": 3}
-    assert last_summary(output, "monitor") == {}
+    assert driver_outcome(output, "score")[1] == {"rows": 3}
+    assert driver_outcome(output, "monitor")[1] == {}
+    failed = "INFO starting\nmonitor failed: SNS topic missing\nINFO shutdown hook"
+    assert driver_outcome(failed, "monitor") == ("monitor failed: SNS topic missing", {})
+
+
+def test_local_submission_is_the_emr_step() -> None:
+    """The state machine's EMR step and the local spark-submit differ in master and scheme."""
+    step = replace(load_pipeline().step("build_sessions"), depends_on=())  # a one-step machine
+    rel = Release("decisionlake-artifacts", "cluster-test/releases/current")
+    deploy = DeploySettings(env=rel.env, artifacts_uri=rel.settings("s3").artifacts_uri)
+    machine = render_state_machine(PipelineDef("p", (step,)), settings=deploy)
+    task = next(s for s in machine["States"].values() if s.get("Type") == "Task")
+    emr = task["Parameters"]["Step"]["HadoopJarStep"]["Args.$"]
+    master = "spark://127.0.0.1:7077"
+    local = submit_command(master, Path("/spark"), step, rel, date(2026, 11, 24))
+    assert local[1:5] == ["--master", master, "--deploy-mode", "client"]
+    expected = [a.replace("s3a://", "s3://") for a in local[5:-2]]
+    rendered = "States.Array(" + ", ".join(
+        f"'{a}'" for a in ["spark-submit", "--deploy-mode", "cluster", *expected]
+    )
+    assert emr.startswith(rendered + ", '--run-date', $.run_date)"), (emr, rendered)

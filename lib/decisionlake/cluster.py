@@ -27,7 +27,6 @@ import signal
 import socket
 import subprocess
 import tarfile
-import time
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -37,11 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from decisionlake.orchestration.asl import DeploySettings, step_submit_args
-from decisionlake.pipeline import Executor, Step, job_argv
+from decisionlake.pipeline import Executor, Step, driver_outcome
 from decisionlake.services import _http_ok, _terminate, _wait_for, free_port
+from decisionlake.spark import DELTA_CATALOG, DELTA_EXTENSION
 
-_DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
-_DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 # The log store ships with the release (--jars), as on EMR: the cluster does not carry it.
 _RELEASE_JARS = ("decisionlake-delta-logstore",)
 
@@ -130,8 +128,8 @@ class SparkCluster:
         """spark-defaults.conf of the cluster: what EMR's cluster configuration provides."""
         conf = {
             "spark.master": self.master_url,
-            "spark.sql.extensions": _DELTA_EXTENSION,
-            "spark.sql.catalog.spark_catalog": _DELTA_CATALOG,
+            "spark.sql.extensions": DELTA_EXTENSION,
+            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.driver.memory": "2g",
@@ -346,46 +344,12 @@ def cluster_executor(
         finally:
             (container / "environment").unlink(missing_ok=True)
             (container / "decisionlake-conf").unlink(missing_ok=True)
-        # spark-submit merges the Python driver's stderr (the JSON log) into its stdout.
         output = done.stdout + done.stderr
         (container / "driver.log").write_text(output)
-        summary = last_summary(output, step.job)
-        if done.returncode == 0:
-            return 0, "", summary
-        lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
-        reason = next(
-            (x for x in reversed(lines) if f"{step.job} failed" in x), lines[-1] if lines else ""
-        )
-        return done.returncode, reason[:500], summary
+        reason, summary = driver_outcome(output, step.job)
+        return done.returncode, reason if done.returncode else "", summary
 
     return execute
-
-
-def last_summary(stderr: str, job: str) -> dict[str, Any]:
-    """The summary of the job's ``job_succeeded`` record in a driver's JSON log, if any."""
-    for line in reversed(stderr.splitlines()):
-        if line.startswith("{") and '"job_succeeded"' in line:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("job") == job:
-                return dict(record.get("summary") or {})
-    return {}
-
-
-def submit_args_for(step: Step, run_date: date, env: str) -> list[str]:
-    """The job arguments a local in-process run of the same step uses (for comparisons)."""
-    return job_argv(step, run_date, env, ())
-
-
-def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return False
 
 
 def stack_executor(env: str, *, release_prefix: str = "releases/current") -> Executor:

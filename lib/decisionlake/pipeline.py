@@ -9,6 +9,7 @@ failed step skips its dependants; the run stops after the date on which anything
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -160,6 +161,25 @@ def job_argv(step: Step, run_date: date, env: str, settings: Sequence[str]) -> l
     return argv
 
 
+def driver_outcome(output: str, job: str) -> tuple[str, dict[str, Any]]:
+    """From a spark-submit's output: the line that says why ``job`` failed (else the last
+    line) and the summary of its ``job_succeeded`` JSON record (empty when there is none).
+
+    spark-submit merges the Python driver's stderr, where the JSON log goes, into its stdout.
+    """
+    lines = [x for x in output.splitlines() if x.strip()]
+    reason = next((x for x in reversed(lines) if f"{job} failed" in x), lines[-1] if lines else "")
+    for line in reversed(lines):
+        if line.startswith("{") and '"job_succeeded"' in line:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("job") == job:
+                return reason[:500], dict(record.get("summary") or {})
+    return reason[:500], {}
+
+
 def spark_submit_executor(env: str) -> Executor:
     """Run each step as ``scripts/spark-submit jobs/<job>.py ...`` (what a cluster does)."""
 
@@ -174,11 +194,8 @@ def spark_submit_executor(env: str) -> Executor:
             )
         except subprocess.TimeoutExpired:
             return 124, f"timed out after {step.timeout_minutes} min", {}
-        lines = [x for x in (done.stdout + done.stderr).splitlines() if x.strip()]
-        reason = next(
-            (x for x in reversed(lines) if f"{step.job} failed" in x), lines[-1] if lines else ""
-        )
-        return done.returncode, reason if done.returncode else "", {}
+        reason, summary = driver_outcome(done.stdout + done.stderr, step.job)
+        return done.returncode, reason if done.returncode else "", summary
 
     return execute
 

@@ -11,8 +11,8 @@ from pyspark.sql import SparkSession
 from decisionlake.config import AppConfig
 from decisionlake.jars import local_jars, require_jar
 
-_DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
-_DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
 def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
@@ -43,8 +43,8 @@ def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
                 "spark.ui.enabled": str(spark_cfg.ui_enabled).lower(),
                 "spark.ui.showConsoleProgress": "false",
                 "spark.jars": ",".join(str(j) for j in local_jars()),
-                "spark.sql.extensions": _DELTA_EXTENSION,
-                "spark.sql.catalog.spark_catalog": _DELTA_CATALOG,
+                "spark.sql.extensions": DELTA_EXTENSION,
+                "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
                 "spark.driver.bindAddress": "127.0.0.1",
                 "spark.driver.host": "127.0.0.1",
                 "spark.sql.adaptive.enabled": "true",

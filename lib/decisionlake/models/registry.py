@@ -119,7 +119,7 @@ def record(
     spec = outcome.spec
     metric = spec.selection.metric
     new_value = outcome.judge(outcome.model)
-    # Five rows, only to infer the model's input signature.
+    # Bounded: five rows to the driver, only to infer the model's input signature.
     sample = outcome.evaluation_data.select(*outcome.feature_columns).limit(5).toPandas()
     with mlflow.start_run(
         experiment_id=_experiment_id(cfg, mlflow), run_name=f"{outcome.name}-{run_date}"
