@@ -242,8 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: scripts/spark-submit per step; cluster: the deployed release onto the "
         "local cluster (`services start --cluster`, then package and deploy), like EMR",
     )  # fmt: skip
-    pipe.add_argument("--release", default="releases/current",
-                      help="with --submit cluster: the release's prefix in the artifacts bucket")
+    pipe.add_argument(
+        "--release",
+        default="releases/current",
+        help="with --submit cluster: the release's prefix in the artifacts bucket",
+    )
 
     sub.add_parser(
         "package", help="build a versioned release (wheel, jobs, Python env)", add_help=False
