@@ -46,7 +46,10 @@ def test_local_cluster_keeps_everything_on_s3_and_leaves_the_cluster_its_setting
     assert conf["spark.hadoop.decisionlake.delta.dynamodb.endpoint"] == "http://127.0.0.1:5999"
 
 
-def test_production_commits_through_dynamodb_on_emrfs() -> None:
+def test_production_commits_through_dynamodb_on_emrfs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A local stand-in's endpoint left in the environment by another test is not production's.
+    for name in ("DL_S3_ENDPOINT", "DL_AWS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
     conf = session_conf(load_config("prod"), "job")
     assert conf["spark.delta.logStore.s3.impl"] == LOG_STORE_CLASS
     assert conf["spark.hadoop.decisionlake.delta.dynamodb.table"] == "decisionlake-prod-delta-log"
