@@ -264,7 +264,11 @@ def test_models_train_register_and_score(
     listed = job_summary(capfd.readouterr().err, "build_call_list")
     assert listed["targeted"] == cfg.call_list.size == listed["contact"] + listed["holdout"]
     assert 0 < listed["holdout"] < listed["contact"]
-    assert listed["top"][0]["rank"] == 1 and listed["top"][0]["reasons"]
+    # The top contact is the best-ranked advisor not held out (the key of the control group
+    # is drawn anew per local stack, so rank 1 is held out one run in ten).
+    ranks = [row["rank"] for row in listed["top"]]
+    assert 1 <= ranks[0] <= 1 + listed["holdout"] and ranks == sorted(ranks)
+    assert listed["top"][0]["reasons"]
     assert listed["uplift"]["conclusion"].startswith("too few matured outcomes")
     assert export_call_list.main(_job_args(history, HISTORY_END)) == 0
     exported = job_summary(capfd.readouterr().err, "export_call_list")

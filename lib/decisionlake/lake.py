@@ -276,8 +276,10 @@ def is_conflict(exc: BaseException) -> bool:
             "ConcurrentTransactionException",
             "MetadataChangedException",
             "ProtocolChangedException",
-            # Two first writers: the loser finds the other's files before its log exists.
+            # Two first writers: the loser finds the other's files before its log exists,
+            # or the other's _delta_log folder before its first commit is in it.
             "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
+            "DELTA_TABLE_NOT_FOUND",
         )
     )
 
