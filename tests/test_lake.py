@@ -150,6 +150,10 @@ def test_a_delta_conflict_is_retried_and_a_persistent_one_says_so(monkeypatch) -
     assert len(calls) == 1  # anything else fails at once
     create_race = RuntimeError("[DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION] not empty")
     assert lake.is_conflict(create_race)
+    # The other first writer's _delta_log folder exists, its first commit not yet.
+    assert lake.is_conflict(
+        RuntimeError("[DELTA_TABLE_NOT_FOUND] Delta table `/l/t` doesn't exist")
+    )
 
 
 def test_notebook_tables_are_queryable_in_sql_by_logical_name(
