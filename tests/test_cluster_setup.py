@@ -76,6 +76,9 @@ def test_cluster_defaults_carry_delta_and_s3_but_never_the_release(tmp_path: Pat
     defaults = SparkCluster(tmp_path, s3_endpoint="http://127.0.0.1:5999").defaults()
     assert defaults["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert defaults["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:5999"
+    # spark-submit opens the release's bucket with these before the job's session exists, and
+    # that filesystem stays cached: the stand-in's upload setting must be cluster-wide.
+    assert defaults["spark.hadoop.fs.s3a.optimized.copy.from.local.enabled"] == "false"
     assert not any("archives" in k or "pyspark.python" in k for k in defaults)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import boto3
 import psycopg2
 import pytest
+from pyspark.sql import SparkSession
 
 from decisionlake import services
 from decisionlake.config import load_config
@@ -39,6 +40,31 @@ def test_moto_serves_s3_dynamodb_secrets_and_sns(moto_server: services.MotoServe
     # ... and a second provisioning keeps the key (tokens stay joinable across runs).
     _fetch.cache_clear()
     assert _fetch(services.PSEUDONYMISATION_SECRET_ID, moto_server.endpoint, "us-east-1") == key
+
+
+@pytest.mark.timeout(180)
+def test_s3a_copies_a_local_folder_to_the_s3_stand_in(
+    spark: SparkSession, moto_server: services.MotoServer, tmp_path: Path
+) -> None:
+    """What mlflow.spark.load_model does on a cluster: a local model folder copied to the
+    default filesystem (S3). The transfer-manager path hung against the stand-in."""
+    (tmp_path / "model" / "stages").mkdir(parents=True)
+    (tmp_path / "model" / "metadata.json").write_text("{}")
+    (tmp_path / "model" / "stages" / "part-0").write_bytes(b"x" * 70_000)
+    jvm = spark._jvm
+    target = jvm.org.apache.hadoop.fs.Path("s3a://decisionlake-artifacts/s3a-copy-test/model")
+    fs = target.getFileSystem(spark._jsc.hadoopConfiguration())
+    fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(str(tmp_path / "model")),
+                         target)  # fmt: skip
+    listed = _client("s3", moto_server).list_objects_v2(
+        Bucket="decisionlake-artifacts", Prefix="s3a-copy-test/"
+    )
+    sizes = {
+        o["Key"].split("model/", 1)[1]: o["Size"]
+        for o in listed.get("Contents", [])
+        if not o["Key"].endswith("/")
+    }  # fmt: skip (S3A's directory markers)
+    assert sizes == {"metadata.json": 2, "stages/part-0": 70_000}
 
 
 def test_embedded_postgres_accepts_tcp_connections(postgres: services.EmbeddedPostgres) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 from decisionlake.orchestration.asl import DeploySettings, step_submit_args
 from decisionlake.pipeline import Executor, Step, driver_outcome
 from decisionlake.services import _http_ok, _terminate, _wait_for, free_port
-from decisionlake.spark import DELTA_CATALOG, DELTA_EXTENSION
+from decisionlake.spark import DELTA_CATALOG, DELTA_EXTENSION, s3_stand_in_conf
 
 # The log store ships with the release (--jars), as on EMR: the cluster does not carry it.
 _RELEASE_JARS = ("decisionlake-delta-logstore",)
@@ -145,14 +145,7 @@ class SparkCluster:
             "spark.task.maxFailures": "4",
         }
         if self.s3_endpoint:  # the cluster-wide S3 client settings (EMRFS's on EMR)
-            conf.update(
-                {
-                    "spark.hadoop.fs.s3a.endpoint": self.s3_endpoint,
-                    "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
-                    "spark.hadoop.fs.s3a.path.style.access": "true",
-                    "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
-                }
-            )
+            conf.update(s3_stand_in_conf(self.s3_endpoint, "us-east-1"))
         return conf
 
     def _env(self) -> dict[str, str]:
@@ -334,22 +327,41 @@ def cluster_executor(
         }  # fmt: skip
         for name in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "VIRTUAL_ENV", "PYTHONPATH"):
             process_env.pop(name, None)
+        log_path = container / "driver.log"
         try:
-            done = subprocess.run(
-                command, cwd=container, env=process_env, capture_output=True, text=True,
-                timeout=step.timeout_minutes * 60,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return 124, f"timed out after {step.timeout_minutes} min", {}
+            # The driver's output goes straight to its log, so a step that hangs or is killed
+            # leaves what it did behind (spark-submit merges the Python stderr into stdout).
+            with log_path.open("w") as log:
+                process = subprocess.Popen(
+                    command, cwd=container, env=process_env, stdout=log,
+                    stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                )  # fmt: skip
+                try:
+                    code = process.wait(timeout=step.timeout_minutes * 60)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                    return (
+                        124,
+                        (
+                            f"timed out after {step.timeout_minutes} min; the driver's log is "
+                            f"{log_path}; last line: {_last_line(log_path)}"
+                        ),
+                        {},
+                    )
         finally:
             (container / "environment").unlink(missing_ok=True)
             (container / "decisionlake-conf").unlink(missing_ok=True)
-        output = done.stdout + done.stderr
-        (container / "driver.log").write_text(output)
-        reason, summary = driver_outcome(output, step.job)
-        return done.returncode, reason if done.returncode else "", summary
+        reason, summary = driver_outcome(log_path.read_text(errors="replace"), step.job)
+        return code, reason if code else "", summary
 
     return execute
+
+
+def _last_line(path: Path) -> str:
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "(empty)"
 
 
 def stack_executor(env: str, *, release_prefix: str = "releases/current") -> Executor:

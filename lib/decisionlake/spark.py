@@ -61,16 +61,30 @@ def session_conf(cfg: AppConfig, app_name: str) -> dict[str, str]:
     return conf
 
 
+def s3_stand_in_conf(endpoint: str, region: str) -> dict[str, str]:
+    """How S3A reaches an S3 endpoint other than AWS's (the local stand-in): shared by the
+    session factory and the local cluster's spark-defaults, since spark-submit opens S3A
+    filesystems (job file, archives) with the cluster's settings and they stay cached."""
+    prefix = "spark.hadoop.fs.s3a."
+    return {
+        f"{prefix}endpoint": endpoint,
+        f"{prefix}endpoint.region": region,
+        f"{prefix}path.style.access": "true",
+        f"{prefix}connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
+        # copyFromLocalFile's transfer-manager upload (the async client) gets the stand-in's
+        # "100 Continue" back as an error and retries for an hour; the plain stream copy does
+        # not. MLflow copies a model to the default filesystem this way before loading it.
+        f"{prefix}optimized.copy.from.local.enabled": "false",
+    }
+
+
 def _s3a_conf(cfg: AppConfig) -> dict[str, str]:
     endpoint = cfg.storage.s3_endpoint
     if not endpoint:
         return {}
     prefix = "spark.hadoop.fs.s3a."
-    conf = {
-        f"{prefix}endpoint": endpoint,
-        f"{prefix}endpoint.region": cfg.storage.region,
-        f"{prefix}path.style.access": "true",
-        f"{prefix}connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
+    return {
+        **s3_stand_in_conf(endpoint, cfg.storage.region),
         f"{prefix}aws.credentials.provider": (
             "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         ),
@@ -80,7 +94,6 @@ def _s3a_conf(cfg: AppConfig) -> dict[str, str]:
         f"{prefix}impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         f"{prefix}fast.upload": "true",
     }
-    return conf
 
 
 LOG_STORE_CLASS = "io.decisionlake.delta.DynamoDBLogStore"
