@@ -45,6 +45,9 @@ def test_package_and_deploy_to_s3(moto_server: services.MotoServer, tmp_path: Pa
     requirements = " ".join(release.runtime_requirements())
     assert "pyspark" not in requirements and "delta-spark" not in requirements  # EMR's
     assert "mlflow-skinny" in requirements  # the client only: the release's env stays small
+    # Every configured warehouse backend's driver travels with the release (export_scores on
+    # the local cluster failed "No module named 'psycopg2'" before).
+    assert "psycopg2-binary" in requirements and "redshift-connector" in requirements
 
     deployed = subprocess.run(
         [str(REPO / "scripts" / "deploy"), str(folder), "--bucket", "decisionlake-artifacts",

@@ -52,12 +52,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+RELEASE_EXTRAS = ("warehouse",)  # optional dependencies every release ships
+
+
 def _dependencies(repo: Path = REPO) -> list[str]:
-    return tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    return [*project["dependencies"], *(d for name in RELEASE_EXTRAS for d in extras[name])]
 
 
 def runtime_requirements(repo: Path = REPO) -> list[str]:
-    """The wheel's dependencies minus what the EMR release provides."""
+    """The wheel's dependencies and the release extras, minus what the EMR release provides."""
     return [d for d in _dependencies(repo) if not d.replace("_", "-").startswith(PROVIDED_BY_EMR)]
 
 
