@@ -16,10 +16,9 @@ demo: venv jars
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=20 -m "not cluster" tests
+	$(PY) -m pytest -q --durations=40 tests
 
-# The run on the local Spark standalone cluster (#15): kept out of `make test` until its score
-# step stops hanging on the cluster (see the issue's note).
+# The run on the local Spark standalone cluster alone (also part of `make test`).
 test-cluster: venv jars
 	$(PY) -m pytest -q -s -m cluster tests
 

@@ -282,31 +282,35 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
     lake = local
     code, reason, _ = in_process(pipeline.step("ingest_clickstream"), BACKFILL, lake)
     assert code == 0, reason
-    reference: list[StepResult] = []
+    in_process_run: list[StepResult] = []
     for part in (daily, final):
-        reference += run_pipeline(part, [END], in_process, settings=lake, max_retries=0,
+        in_process_run += run_pipeline(part, [END], in_process, settings=lake, max_retries=0,
                                   progress=lambda r: local_timings.update(
                                       {r.step: round(r.seconds, 1)}))  # fmt: skip
     local_s = time.perf_counter() - t0
-    failed = [r for r in reference if r.status != "succeeded"]
+    failed = [r for r in in_process_run if r.status != "succeeded"]
     assert not failed, failed[0]
 
     ours, theirs = _tables(spark, _lake("on-cluster")), _tables(spark, lake_args(reference))
-    assert ours == theirs
     cluster_scores = _scores(spark, _lake("on-cluster"))
     local_scores = _scores(spark, lake_args(reference))
-    # Both trained the same grids on the same rows; a model one run promoted and the other
-    # did not would show here. The propensity model's signal is strong: it scores in both.
-    assert "advisor_propensity" in cluster_scores
-    assert cluster_scores == local_scores
-    print(json.dumps({"cluster_s": round(cluster_s, 1), "local_s": round(local_s, 1),
+    print(  # the figures first: a failed comparison below keeps them
+        json.dumps({"cluster_s": round(cluster_s, 1), "local_s": round(local_s, 1),
                       "setup": {k: round(v, 1) for k, v in stack["timings"].items()},
                       "per_step_cluster": timings, "per_step_local": local_timings,
                       "backfill_s": backfills[0], "executor_killed": killer.killed,
                       "build_sessions_attempts": sessions.attempts,
                       "rows": {t: v[0] for t, v in ours.items()},
-                      "scores": {m: v[0] for m, v in cluster_scores.items()}}, indent=1,
+                      "rows_in_process": {t: v[0] for t, v in theirs.items()},
+                      "scores": {m: v[0] for m, v in cluster_scores.items()},
+                      "scores_in_process": {m: v[0] for m, v in local_scores.items()}},
+                     indent=1,
                      default=str))  # fmt: skip
+    assert ours == theirs
+    # Both trained the same grids on the same rows; a model one run promoted and the other
+    # did not would show here. The propensity model's signal is strong: it scores in both.
+    assert "advisor_propensity" in cluster_scores
+    assert cluster_scores == local_scores
     ddb = boto3.client("dynamodb", endpoint_url=endpoint)
     cfg = load_config("test", overrides=dict(s.split("=", 1) for s in _lake("on-cluster")[:3]))
     bronze = cfg.table_uri("bronze.clickstream")
