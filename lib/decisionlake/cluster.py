@@ -339,9 +339,7 @@ def cluster_executor(
                 try:
                     code = process.wait(timeout=step.timeout_minutes * 60)
                 except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+                    _terminate(process)  # the driver's whole process group
                     return (
                         124,
                         (
