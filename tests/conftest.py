@@ -133,7 +133,13 @@ def history(
     Tests that write to it only add what a rerun or a later stage would add.
     """
     from decisionlake.generate import build_spec, generate
-    from decisionlake.pipeline import date_range, in_process_executor, load_pipeline, run_pipeline
+    from decisionlake.pipeline import (
+        date_range,
+        in_process_executor,
+        job_counting_executor,
+        load_pipeline,
+        run_pipeline,
+    )
 
     root = tmp_path_factory.mktemp("history")
     cfg = make_config(
@@ -143,14 +149,16 @@ def history(
     manifest = generate(spark, cfg, spec)
     dates = date_range(spec.start_date, HISTORY_END)
     settings = lake_args(cfg)
+    job_counts: dict[tuple[date, str], int] = {}  # Spark jobs per (date, step): test_job_counts
+    executor = job_counting_executor(in_process_executor("test"), spark, job_counts)
     results = run_pipeline(
-        load_pipeline(), dates, in_process_executor("test"), settings=settings, max_retries=0,
+        load_pipeline(), dates, executor, settings=settings, max_retries=0,
         parallelism=PIPELINE_PARALLELISM,
     )  # fmt: skip
     failed = [r for r in results if r.status != "succeeded"]
     assert not failed, failed[0]
     return {"cfg": cfg, "root": root, "dates": dates, "settings": settings, "results": results,
-            "manifest": manifest}  # fmt: skip
+            "manifest": manifest, "job_counts": job_counts}  # fmt: skip
 
 
 @pytest.fixture(scope="session")

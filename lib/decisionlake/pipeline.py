@@ -212,6 +212,30 @@ def in_process_executor(env: str) -> Executor:
     return run
 
 
+def job_counting_executor(
+    executor: Executor, spark: Any, counts: dict[tuple[date, str], int]
+) -> Executor:
+    """``executor`` (in process) with each step's Spark jobs grouped as ``<date>:<step>`` and
+    counted into ``counts`` when the step ends.
+
+    Job counts are deterministic for given data, so a test can hold each step to a budget
+    (time is not). Read from the status tracker: no UI needed. Threads a step starts inherit
+    its group (see ``lake.run_concurrently``), so their jobs count too.
+    """
+
+    def run(step: Step, run_date: date, settings: Sequence[str]) -> tuple[int, str, dict[str, Any]]:
+        group = f"{run_date}:{step.name}"
+        spark.sparkContext.setJobGroup(group, step.name)
+        try:
+            return executor(step, run_date, settings)
+        finally:
+            tracker = spark.sparkContext.statusTracker()
+            counts[(run_date, step.name)] = len(tracker.getJobIdsForGroup(group))
+            spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+
+    return run
+
+
 def run_pipeline(
     pipeline: PipelineDef,
     dates: Sequence[date],
