@@ -70,6 +70,37 @@ def _rest(spark: Any, path: str) -> Any:
         return json.loads(r.read())
 
 
+def job_kind(description: str) -> str:
+    """Which part of a step a Spark job serves, from the description Delta gives its jobs."""
+    if "Compute snapshot" in description or "Filtering files" in description:
+        return "delta_snapshot_and_skipping"  # log replay and data skipping, per table read
+    if "MERGE operation" in description or "Deletion Vectors" in description:
+        return "delta_merge"
+    return "queries_and_writes"  # the step's own queries, counts and writes
+
+
+def _ui_time(text: str) -> float:
+    return datetime.strptime(text.removesuffix("GMT"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+
+
+def busy_seconds(jobs: list[dict[str, Any]]) -> float:
+    """Length of the union of the jobs' [submitted, completed] intervals."""
+    spans = sorted(
+        (_ui_time(j["submissionTime"]), _ui_time(j["completionTime"]))
+        for j in jobs
+        if j.get("submissionTime") and j.get("completionTime")
+    )
+    total, start, end = 0.0, None, None
+    for a, b in spans:
+        if end is None or a > end:
+            if end is not None:
+                total += end - start
+            start, end = a, b
+        else:
+            end = max(end, b)
+    return total + (end - start if end is not None else 0.0)
+
+
 def spark_figures(spark: Any, group: str) -> dict[str, Any]:
     """Jobs, exchanges and bytes of the Spark jobs tagged with ``group``."""
     jobs = [j for j in _rest(spark, "jobs") if j.get("jobGroup") == group]
@@ -82,8 +113,16 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
             exchanges += sum(
                 1 for n in execution.get("nodes", []) if "Exchange" in n.get("nodeName", "")
             )
+    kinds: dict[str, int] = {}
+    for job in jobs:
+        kind = job_kind(job.get("description", ""))
+        kinds[kind] = kinds.get(kind, 0) + 1
     return {
         "spark_jobs": len(jobs),
+        "spark_jobs_by_kind": kinds,
+        # Seconds in which at least one of the step's jobs ran: the rest of the step's wall
+        # time is the driver alone (planning, Delta log reads and commits, Python).
+        "jobs_busy_s": round(busy_seconds(jobs), 2),
         "exchanges": exchanges,
         "input_bytes": sum(s.get("inputBytes", 0) for s in stages),
         "output_bytes": sum(s.get("outputBytes", 0) for s in stages),
@@ -230,16 +269,19 @@ def _table(results: list[dict[str, Any]]) -> str:
     lines = []
     head = (
         f"{'scale':>5} {'step':<22} {'seconds':>8} {'ev/s/core':>10} {'in MB':>8} "
-        f"{'out MB':>8} {'shuffle MB':>10} {'jobs':>5} {'exch':>5}"
+        f"{'out MB':>8} {'shuffle MB':>10} {'jobs':>5} {'snap':>5} {'merge':>5} {'busy s':>7} "
+        f"{'exch':>5}"
     )
     lines.append(head)
     for res in results:
         for step, s in res["steps"].items():
+            kinds = s.get("spark_jobs_by_kind", {})
             lines.append(
                 f"{res['scale']:>4}x {step:<22} {s['seconds']:>8.2f} "
                 f"{s.get('events_per_s_per_core', ''):>10} {s['input_bytes'] / 2**20:>8.2f} "
                 f"{s['output_bytes'] / 2**20:>8.2f} {s['shuffle_bytes'] / 2**20:>10.2f} "
-                f"{s['spark_jobs']:>5} {s['exchanges']:>5}"
+                f"{s['spark_jobs']:>5} {kinds.get('delta_snapshot_and_skipping', 0):>5} "
+                f"{kinds.get('delta_merge', 0):>5} {s['jobs_busy_s']:>7.2f} {s['exchanges']:>5}"
             )
     return "\n".join(lines)
 
