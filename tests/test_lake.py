@@ -49,6 +49,27 @@ def test_commit_figures_match_the_history(spark: SparkSession, tmp_path: Path) -
     assert merged["numSourceRows"] == history["numSourceRows"] == 2
 
 
+def test_a_replaced_slice_is_counted_while_it_is_written(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "t")
+    day = date(2026, 11, 24)
+    rows = spark.createDataFrame([(day, "a", 1), (day, "b", None), (day, "c", 5)], SCHEMA)
+    counts = {"rows": F.count("*"), "big": F.sum((F.col("value") > 2).cast("int"))}
+    predicate = "day = '2026-11-24'"
+    written = lake.replace_slice(rows, uri, predicate=predicate, observe=counts)
+    assert written["observed"] == {"rows": 3, "big": 1}
+    assert written["numOutputRows"] == 3
+    # An empty slice still reports its counts (0, and NULL for a sum), with or without a commit.
+    empty = rows.where(F.lit(False))
+    assert lake.replace_slice(empty, uri, predicate=predicate, observe=counts)["observed"] == {
+        "rows": 0,
+        "big": None,
+    }
+    nothing = lake.replace_slice(empty, uri, predicate=predicate, observe=counts)
+    assert nothing["operation"] == "NONE" and nothing["observed"]["rows"] == 0
+
+
 def test_commit_figures_fall_back_to_the_history_without_a_known_version(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
