@@ -26,13 +26,17 @@ TARGET = 25
 # few jobs of headroom: steps run two at a time and share Delta snapshots, so a count can move
 # by one or two. Adaptive execution is on, so each shuffle stage of a query is a job of its
 # own. What the jobs are made of: the README, Performance.
+# 2026-12-03: build_advisor_360 counts its slice while writing it (no read-back): 43 -> 35.
+# check_quality 37 -> 40: the read-back had computed gold.advisor_360's new snapshot, which
+# check_quality reused in this shared session; it now builds that snapshot itself (the pair
+# went from 80 to 75 jobs; in separate submits, as on EMR, every step builds its own).
 OVER_TARGET = {
     "ingest_text": 75,
     "build_sessions": 65,
     "build_text_features": 62,
     "build_identity": 50,
-    "build_advisor_360": 45,
-    "check_quality": 39,
+    "build_advisor_360": 37,
+    "check_quality": 42,
 }
 
 
