@@ -17,8 +17,8 @@ def test_busy_seconds_is_the_union_of_overlapping_and_separate_jobs() -> None:
         _job("01.000", "03.000"),
         _job("02.000", "04.500"),
         _job("10.000", "10.250"),
-        {"submissionTime": "2026-12-03T10:00:20.000GMT"},
-    ]  # fmt: skip  (still running)
+        {"submissionTime": "2026-12-03T10:00:20.000GMT"},  # still running: not counted
+    ]
     assert busy_seconds(jobs) == pytest.approx(3.5 + 0.25)
     assert busy_seconds([]) == 0.0
 

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,9 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
             exchanges += sum(
                 1 for n in execution.get("nodes", []) if "Exchange" in n.get("nodeName", "")
             )
-    kinds: dict[str, int] = {}
-    for job in jobs:
-        kind = job_kind(job.get("description", ""))
-        kinds[kind] = kinds.get(kind, 0) + 1
     return {
         "spark_jobs": len(jobs),
-        "spark_jobs_by_kind": kinds,
+        "spark_jobs_by_kind": dict(Counter(job_kind(j.get("description", "")) for j in jobs)),
         # Seconds in which at least one of the step's jobs ran: the rest of the step's wall
         # time is the driver alone (planning, Delta log reads and commits, Python).
         "jobs_busy_s": round(busy_seconds(jobs), 2),
