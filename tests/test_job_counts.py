@@ -30,13 +30,15 @@ TARGET = 25
 # check_quality 37 -> 40: the read-back had computed gold.advisor_360's new snapshot, which
 # check_quality reused in this shared session; it now builds that snapshot itself (the pair
 # went from 80 to 75 jobs; in separate submits, as on EMR, every step builds its own).
+# 2026-12-04: the Observation is gone again (it broke random forests in a shared session, see
+# lake.replace_slice): build_advisor_360 reads its slice back, 41; check_quality 37.
 OVER_TARGET = {
     "ingest_text": 75,
     "build_sessions": 65,
     "build_text_features": 62,
     "build_identity": 50,
-    "build_advisor_360": 37,
-    "check_quality": 42,
+    "build_advisor_360": 43,
+    "check_quality": 39,
 }
 
 

@@ -49,25 +49,38 @@ def test_commit_figures_match_the_history(spark: SparkSession, tmp_path: Path) -
     assert merged["numSourceRows"] == history["numSourceRows"] == 2
 
 
-def test_a_replaced_slice_is_counted_while_it_is_written(
+def test_writes_leave_the_session_able_to_run_a_forest(
     spark: SparkSession, tmp_path: Path
 ) -> None:
+    """Notebooks and the local runner train in the session that wrote the lake. A Spark
+    Observation used by a write would break that: Spark 4.1's session then holds an
+    unserializable ObservationManager, and a random forest (whose training summary refers to
+    the session) fails with "Task not serializable" (CI failure at f4591cd)."""
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.linalg import Vectors
+
     uri = str(tmp_path / "t")
     day = date(2026, 11, 24)
-    rows = spark.createDataFrame([(day, "a", 1), (day, "b", None), (day, "c", 5)], SCHEMA)
-    counts = {"rows": F.count("*"), "big": F.sum((F.col("value") > 2).cast("int"))}
-    predicate = "day = '2026-11-24'"
-    written = lake.replace_slice(rows, uri, predicate=predicate, observe=counts)
-    assert written["observed"] == {"rows": 3, "big": 1}
-    assert written["numOutputRows"] == 3
-    # An empty slice still reports its counts (0, and NULL for a sum), with or without a commit.
-    empty = rows.where(F.lit(False))
-    assert lake.replace_slice(empty, uri, predicate=predicate, observe=counts)["observed"] == {
-        "rows": 0,
-        "big": None,
-    }
-    nothing = lake.replace_slice(empty, uri, predicate=predicate, observe=counts)
-    assert nothing["operation"] == "NONE" and nothing["observed"]["rows"] == 0
+    rows = spark.createDataFrame([(day, "a", 1), (day, "b", 2)], SCHEMA)
+    lake.replace_slice(rows, uri, predicate="day = '2026-11-24'", partition_by=["day"])
+    lake.merge_insert_new(spark, rows, uri, keys=["key"], schema=SCHEMA, partition_by=["day"])
+    data = spark.createDataFrame(
+        [(float(i % 2), Vectors.dense([float(i), float(i % 3)])) for i in range(20)],
+        ["label", "features"],
+    )
+    model = RandomForestClassifier(numTrees=3, seed=1).fit(data)
+    assert model.transform(data).where("prediction = label").count() > 0
+
+
+def test_no_module_uses_a_spark_observation() -> None:
+    """The same hazard, caught where it starts: `.observe(` / `Observation(` in the package."""
+    package = Path(lake.__file__).parent
+    users = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if "Observation(" in p.read_text() or ".observe(" in p.read_text()
+    ]
+    assert not users, users
 
 
 def test_commit_figures_fall_back_to_the_history_without_a_known_version(

@@ -24,7 +24,7 @@ from delta.exceptions import DeltaConcurrentModificationException
 from delta.tables import DeltaTable
 from pyspark import inheritable_thread_target
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -609,20 +609,16 @@ def replace_slice(
     schema: T.StructType | None = None,
     partition_by: Sequence[str] = (),
     add_new_columns: bool = False,
-    observe: dict[str, Column] | None = None,
 ) -> dict[str, Any]:
     """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``).
 
     ``add_new_columns`` lets a feature table grow: columns the table lacks are added (older
-    slices read them as NULL); removing or retyping columns still fails. ``observe``: named
-    aggregates computed over the written rows while the write runs (a Spark Observation, no
-    extra job), returned under ``"observed"``; an empty source gives counts of 0 and NULLs.
+    slices read them as NULL); removing or retyping columns still fails. No Spark Observation
+    counts the rows on the way: once one is used, Spark 4.1's session holds an unserializable
+    ObservationManager, and every MLlib model whose training summary refers to the session
+    (random forests) then fails with "Task not serializable" in that session.
     """
     spark = source.sparkSession
-    observation = None
-    if observe:
-        observation = Observation(f"replace_slice:{uuid.uuid4().hex}")
-        source = source.observe(observation, *(c.alias(n) for n, c in observe.items()))
     ensure_delta_table(spark, uri, schema or source.schema, partition_by)
     # A token in the commit tells our commit from an older one in a single history read.
     token = f"decisionlake:replace:{uuid.uuid4().hex}"
@@ -635,11 +631,8 @@ def replace_slice(
     if add_new_columns:
         writer = writer.option("mergeSchema", "true")
     writer.save(uri)
-    # The write has run its query, so the observation is complete (get would block otherwise).
-    observed = {"observed": dict(observation.get)} if observation is not None else {}
     metrics = last_operation_metrics(spark, uri)
     if metrics.pop("userMetadata", None) != token:
         # Nothing to delete and nothing to write makes no commit: the latest one is older.
-        return {"version": metrics.get("version"), "operation": "NONE", "numOutputRows": 0,
-                **observed}  # fmt: skip
-    return {**metrics, **observed}
+        return {"version": metrics.get("version"), "operation": "NONE", "numOutputRows": 0}
+    return metrics

@@ -53,14 +53,17 @@ def run(ctx: JobContext) -> dict[str, Any]:
             predicate=f"as_of_date = '{ctx.run_date.isoformat()}'",
             partition_by=["as_of_date"],
             add_new_columns=True,
-            # Counted while the slice is written (it is replaced by exactly these rows), not
-            # by reading the table back.
-            observe={
-                "rows": F.count("*"),
-                "active": F.coalesce(F.sum((F.col(longest) > 0).cast("int")), F.lit(0)),
-            },
         )
-        active = metrics.pop("observed")
+        # Read back rather than observed while writing: see lake.replace_slice.
+        active = (
+            lake.read_delta(spark, uri)
+            .where(F.col("as_of_date") == F.lit(ctx.run_date))
+            .agg(
+                F.count("*").alias("rows"),
+                F.coalesce(F.sum((F.col(longest) > 0).cast("int")), F.lit(0)).alias("active"),
+            )
+            .first()
+        )
         st.add(rows=active["rows"], advisors_active=active["active"])
     return {
         "run_date": ctx.run_date.isoformat(),

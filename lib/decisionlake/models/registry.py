@@ -75,14 +75,16 @@ def _dfs_tmpdir(cfg: AppConfig) -> str | None:
     return f"{cfg.paths.artifacts.rstrip('/')}/mlflow-staging/{uuid.uuid4().hex}"
 
 
-def _experiment_id(cfg: AppConfig, mlflow: Any) -> str:
-    found = mlflow.get_experiment_by_name(EXPERIMENT)
+def experiment_id(cfg: AppConfig, mlflow: Any, name: str = EXPERIMENT) -> str:
+    """The experiment ``name``, created if missing. A tracking server stores artifacts itself;
+    a bare store (SQLite) keeps them with the suite's artifacts: MLflow's default there is
+    ``./mlruns`` under whatever folder the process runs in (a checkout, a driver's folder)."""
+    found = mlflow.get_experiment_by_name(name)
     if found:
         return found.experiment_id
     uri = cfg.services.mlflow_tracking_uri
-    # A tracking server stores artifacts itself; a bare store keeps them with our artifacts.
     location = None if uri.startswith("http") else f"{cfg.paths.artifacts.rstrip('/')}/mlflow"
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=location)
 
 
 def _plots(outcome: FitOutcome, folder: Path) -> list[Path]:
@@ -122,7 +124,7 @@ def record(
     # Bounded: five rows to the driver, only to infer the model's input signature.
     sample = outcome.evaluation_data.select(*outcome.feature_columns).limit(5).toPandas()
     with mlflow.start_run(
-        experiment_id=_experiment_id(cfg, mlflow), run_name=f"{outcome.name}-{run_date}"
+        experiment_id=experiment_id(cfg, mlflow), run_name=f"{outcome.name}-{run_date}"
     ) as run:
         mlflow.log_params(
             {

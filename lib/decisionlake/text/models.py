@@ -29,6 +29,12 @@ def _mlflow(cfg: AppConfig) -> Any:
     return mlflow_client(cfg)
 
 
+def _experiment_id(cfg: AppConfig, mlflow: Any) -> str:
+    from decisionlake.models.registry import experiment_id
+
+    return experiment_id(cfg, mlflow, EXPERIMENT)
+
+
 def record_version(
     cfg: AppConfig,
     model: PipelineModel,
@@ -42,8 +48,9 @@ def record_version(
     path = f"{cfg.paths.artifacts.rstrip('/')}/models/text_pipeline/{version}"
     model.write().overwrite().save(path)
     mlflow = _mlflow(cfg)
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"text-pipeline-{version}") as run:
+    with mlflow.start_run(
+        experiment_id=_experiment_id(cfg, mlflow), run_name=f"text-pipeline-{version}"
+    ) as run:
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         mlflow.set_tags({"model_version": version, "model_path": path})
