@@ -49,9 +49,7 @@ def test_commit_figures_match_the_history(spark: SparkSession, tmp_path: Path) -
     assert merged["numSourceRows"] == history["numSourceRows"] == 2
 
 
-def test_writes_leave_the_session_able_to_run_a_forest(
-    spark: SparkSession, tmp_path: Path
-) -> None:
+def test_writes_leave_the_session_able_to_run_a_forest(spark: SparkSession, tmp_path: Path) -> None:
     """Notebooks and the local runner train in the session that wrote the lake. A Spark
     Observation used by a write would break that: Spark 4.1's session then holds an
     unserializable ObservationManager, and a random forest (whose training summary refers to
