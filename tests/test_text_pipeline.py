@@ -48,7 +48,10 @@ def _args(cfg: AppConfig, day: date, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def text_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def text_lake(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, moto_server: object
+) -> dict:
+    """Two generated days; the jobs read the pseudonymisation key from Secrets Manager (moto)."""
     root = tmp_path_factory.mktemp("text")
     cfg = make_config(
         "test", root, **{"services.mlflow_tracking_uri": f"sqlite:///{root}/mlflow/mlflow.db"}
