@@ -16,7 +16,7 @@ demo: venv jars
 test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q --durations=40 tests
+	scripts/run-tests
 
 # The run on the local Spark standalone cluster alone (also part of `make test`).
 test-cluster: venv jars
