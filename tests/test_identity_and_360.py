@@ -167,7 +167,9 @@ def test_bot_rules(spark: SparkSession) -> None:
         "source string, event_id string, visitor_id string, event_ts timestamp, "
         "event_type string, user_agent string",
     ).withColumn("event_date", F.to_date("event_ts"))
-    verdicts = classify_bots(events, rules=BotRulesConfig(), timeout_minutes=30)
+    verdicts = classify_bots(
+        events, rules=BotRulesConfig(), timeout_minutes=30, ping_sources=["web"]
+    )
     got = {
         r["visitor_id"]: r["bot_rule"]
         for r in verdicts.select("visitor_id", "bot_rule").distinct().collect()
@@ -180,6 +182,10 @@ def test_bot_rules(spark: SparkSession) -> None:
         "human": None,
     }
     assert verdicts.count() == events.count()  # flagged, never dropped
+    # A source whose tracker sends no pings (GA4's adapter does not declare PAGE_PINGS).
+    quiet = events.where("visitor_id = 'no_pings'").withColumn("source", F.lit("ga4"))
+    rules = classify_bots(quiet, rules=BotRulesConfig(), timeout_minutes=30, ping_sources=["web"])
+    assert {r["bot_rule"] for r in rules.collect()} == {None}
 
 
 def test_enrichment_of_urls_referrers_agents_and_ips(spark: SparkSession) -> None:

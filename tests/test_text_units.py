@@ -273,3 +273,25 @@ def test_vader_and_hand_lexicons_on_real_complaints(spark: SparkSession) -> None
         r[0] for r in sentiment_scores(pair, sentiment=vader).select("sentiment_score").collect()
     ]
     assert scores[0] < 0 < scores[1]
+
+
+def test_held_back_notes_are_retried_within_the_window_only(spark: SparkSession) -> None:
+    from datetime import date
+
+    from decisionlake.text.ingest import notes_to_retry
+
+    bronze = spark.createDataFrame(
+        [("linked", date(2026, 11, 20)), ("waiting", date(2026, 11, 20)),
+         ("on_the_edge", date(2026, 10, 25)), ("too_old", date(2026, 10, 24))],
+        "note_id string, note_date date",
+    )  # fmt: skip
+    silver = spark.createDataFrame(
+        [("linked", date(2026, 11, 20))], "note_id string, note_date date"
+    )
+    retried = notes_to_retry(bronze, silver, since=date(2026, 10, 25))
+    assert sorted(r["note_id"] for r in retried.collect()) == ["on_the_edge", "waiting"]
+    # Both scans are pruned by note_date (the tables' partition column), not the whole history.
+    import re
+
+    plan = retried._jdf.queryExecution().optimizedPlan().toString()
+    assert len(re.findall(r"note_date#\d+ >= 2026-10-25", plan)) == 2, plan

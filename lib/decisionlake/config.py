@@ -209,6 +209,7 @@ class TextConfig:
     """CRM notes: ingest limits, the text pipeline and the finance lexicon."""
 
     max_document_bytes: int = _checked(200_000, "positive")
+    link_retry_days: int = _checked(30, "positive")
     lda_topics: int = _checked(6, "positive")
     lda_max_iterations: int = _checked(30, "positive")
     vocab_size: int = _checked(3000, "positive")

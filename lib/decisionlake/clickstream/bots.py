@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -11,8 +13,17 @@ from decisionlake.config import BotRulesConfig
 VISITOR_DAY = ("source", "visitor_id", "event_date")
 
 
-def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: int) -> DataFrame:
+def classify_bots(
+    events: DataFrame,
+    *,
+    rules: BotRulesConfig,
+    timeout_minutes: int,
+    ping_sources: Sequence[str],
+) -> DataFrame:
     """Add ``bot_rule``: the first rule a visitor-day breaks (NULL for humans).
+
+    ``ping_sources``: the sources whose trackers send page pings (adapters' ``PAGE_PINGS``);
+    only their visitors can break ``no_page_pings``.
 
     The scope is the visitor-day so that the verdict depends only on that day's events and a
     rerun over a window reproduces a from-scratch run.
@@ -36,10 +47,11 @@ def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: 
         .groupBy(*VISITOR_DAY)
         .agg(F.max("_hours").alias("_longest_session_h"))
     )
+    crawler = F.coalesce(F.col("user_agent"), F.lit("")).rlike(rules.crawler_pattern)
+    if "device_class" in events.columns:  # enriched events: ua-parser's spiders count too
+        crawler = crawler | F.coalesce(F.col("device_class") == "bot", F.lit(False))
     daily = events.groupBy(*VISITOR_DAY).agg(
-        F.max(F.coalesce(F.col("user_agent"), F.lit("")).rlike(rules.crawler_pattern)).alias(
-            "_crawler"
-        ),
+        F.max(crawler).alias("_crawler"),
         F.sum((F.col("event_type") == "page_view").cast("int")).alias("_views"),
         F.sum((F.col("event_type") == "page_ping").cast("int")).alias("_pings"),
     )
@@ -52,7 +64,7 @@ def classify_bots(events: DataFrame, *, rules: BotRulesConfig, timeout_minutes: 
             .when(F.col("_peak_per_minute") > rules.max_events_per_minute, "event_rate")
             .when(F.col("_longest_session_h") > rules.max_session_hours, "session_too_long")
             .when(
-                (F.col("source") == "web")
+                F.col("source").isin(*ping_sources)
                 & (F.col("_views") >= rules.min_page_views_without_pings)
                 & (F.col("_pings") == 0),
                 "no_page_pings",

@@ -1,6 +1,7 @@
 """Canonical events -> silver.events columns: URL parts, referrer class, user agent, IP.
 
-All with built-in functions (regular expressions, ``try_parse_url``): no Python per row.
+Built-in functions (regular expressions, ``try_parse_url``) for everything but the user agent,
+which ``ua-parser`` reads once per distinct agent (``clickstream.user_agents``).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from decisionlake.clickstream.user_agents import with_user_agent_parts
 from decisionlake.config import ReferrerRulesConfig
 from decisionlake.privacy import hmac_sha256
 
@@ -99,41 +101,6 @@ def referrer_class(
     )
 
 
-def device_class(user_agent: Column, crawler_pattern: str) -> Column:
-    return (
-        F.when(user_agent.isNull(), None)
-        .when(user_agent.rlike(crawler_pattern), "bot")
-        .when(user_agent.rlike(r"(?i)ipad|tablet|kindle|silk"), "tablet")
-        .when(user_agent.rlike(r"(?i)mobi|iphone|ipod|android"), "mobile")
-        .otherwise("desktop")
-    )
-
-
-def browser(user_agent: Column) -> Column:
-    return (
-        F.when(user_agent.isNull(), None)
-        .when(user_agent.rlike(r"Edg(e|A|iOS)?/"), "Edge")
-        .when(user_agent.rlike(r"(OPR|Opera)/"), "Opera")
-        .when(user_agent.rlike(r"Firefox/|FxiOS/"), "Firefox")
-        .when(user_agent.rlike(r"Chrome/|CriOS/"), "Chrome")
-        .when(user_agent.rlike(r"Version/[\d.]+.*Safari/"), "Safari")
-        .otherwise("Other")
-    )
-
-
-def operating_system(user_agent: Column) -> Column:
-    return (
-        F.when(user_agent.isNull(), None)
-        .when(user_agent.rlike(r"iPhone|iPad|iPod"), "iOS")
-        .when(user_agent.rlike(r"Android"), "Android")
-        .when(user_agent.rlike(r"Windows NT"), "Windows")
-        .when(user_agent.rlike(r"Mac OS X"), "macOS")
-        .when(user_agent.rlike(r"CrOS"), "ChromeOS")
-        .when(user_agent.rlike(r"Linux"), "Linux")
-        .otherwise("Other")
-    )
-
-
 def truncate_ip(ip: Column) -> Column:
     """IPv4 keeps /24 (last octet zeroed); IPv6 keeps the first three groups (/48)."""
     return (
@@ -157,32 +124,33 @@ def enrich_events(
     host = url_host(F.col("url"))
     ref_host = url_host(F.col("referrer"))
     utm_medium = F.coalesce(url_query_param(F.col("url"), "utm_medium"), F.col("utm_medium_hint"))
-    ua = F.col("user_agent")
     kept = [
         c
         for c in canonical.columns
         if not c.endswith("_hint") and c not in ("ip", "url", "referrer", "properties")
     ]
-    return canonical.select(
-        *kept,
-        without_query(F.col("url")).alias("url"),
-        without_query(F.col("referrer")).alias("referrer"),
-        allowed_properties(F.col("properties"), key=pseudonym_key).alias("properties"),
-        host.alias("url_host"),
-        F.try_parse_url(F.col("url"), F.lit("PATH")).alias("url_path"),
-        F.coalesce(url_query_param(F.col("url"), "utm_source"), F.col("utm_source_hint")).alias(
-            "utm_source"
-        ),
-        utm_medium.alias("utm_medium"),
-        F.coalesce(url_query_param(F.col("url"), "utm_campaign"), F.col("utm_campaign_hint")).alias(
-            "utm_campaign"
-        ),
-        ref_host.alias("referrer_host"),
-        referrer_class(ref_host, host, utm_medium, referrer_rules).alias("referrer_class"),
-        F.coalesce(device_class(ua, crawler_pattern), F.col("device_class_hint")).alias(
-            "device_class"
-        ),
-        F.coalesce(browser(ua), F.col("browser_hint")).alias("browser"),
-        F.coalesce(operating_system(ua), F.col("os_hint")).alias("os"),
-        truncate_ip(F.col("ip")).alias("ip_truncated"),
-    ).select(*SILVER_EVENT_COLUMNS)
+    return (
+        canonical.transform(with_user_agent_parts, crawler_pattern=crawler_pattern)
+        .select(
+            *kept,
+            without_query(F.col("url")).alias("url"),
+            without_query(F.col("referrer")).alias("referrer"),
+            allowed_properties(F.col("properties"), key=pseudonym_key).alias("properties"),
+            host.alias("url_host"),
+            F.try_parse_url(F.col("url"), F.lit("PATH")).alias("url_path"),
+            F.coalesce(url_query_param(F.col("url"), "utm_source"), F.col("utm_source_hint")).alias(
+                "utm_source"
+            ),
+            utm_medium.alias("utm_medium"),
+            F.coalesce(
+                url_query_param(F.col("url"), "utm_campaign"), F.col("utm_campaign_hint")
+            ).alias("utm_campaign"),
+            ref_host.alias("referrer_host"),
+            referrer_class(ref_host, host, utm_medium, referrer_rules).alias("referrer_class"),
+            F.coalesce(F.col("device_class"), F.col("device_class_hint")).alias("device_class"),
+            F.coalesce(F.col("browser"), F.col("browser_hint")).alias("browser"),
+            F.coalesce(F.col("os"), F.col("os_hint")).alias("os"),
+            truncate_ip(F.col("ip")).alias("ip_truncated"),
+        )
+        .select(*SILVER_EVENT_COLUMNS)
+    )

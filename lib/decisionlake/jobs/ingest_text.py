@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import reduce
 from typing import Any
 
@@ -35,6 +36,7 @@ from decisionlake.text.ingest import (
     COMPARED_COLUMNS,
     file_note_candidates,
     json_note_candidates,
+    notes_to_retry,
     to_bronze_notes,
     to_silver_notes,
 )
@@ -138,9 +140,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
             silver_uri = cfg.table_uri("silver.crm_notes")
             todo = notes
             if lake.delta_table_exists(spark, silver_uri):
-                # Notes held back earlier (no CRM link yet) are tried again on every run.
-                waiting = lake.read_delta(spark, cfg.table_uri("bronze.crm_notes")).join(
-                    lake.read_delta(spark, silver_uri).select("note_id"), "note_id", "left_anti"
+                # Notes held back earlier (no CRM link yet) are tried again while recent: both
+                # sides pruned to the retry window's note_date partitions.
+                waiting = notes_to_retry(
+                    lake.read_delta(spark, cfg.table_uri("bronze.crm_notes")),
+                    lake.read_delta(spark, silver_uri),
+                    since=ctx.run_date - timedelta(days=cfg.text.link_retry_days),
                 )
                 todo = notes.unionByName(waiting.select(*notes.columns)).transform(
                     dedupe_on, key="note_id", order_by=("ingest_date",)

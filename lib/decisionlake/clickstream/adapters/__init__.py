@@ -2,7 +2,9 @@
 
 An adapter module defines ``SOURCE`` (a short name), ``BRONZE_TABLE`` (a logical table name,
 partitioned by ``event_date``) and ``to_canonical(bronze) -> DataFrame`` returning exactly
-:data:`CANONICAL_SCHEMA`. Modules in this package are discovered by name, so adding a source
+:data:`CANONICAL_SCHEMA`; optionally ``PAGE_PINGS = True`` when its tracker sends heartbeats
+(``page_ping`` events), which makes the ``no_page_pings`` bot rule apply to its visitors.
+Modules in this package are discovered by name, so adding a source
 means adding one module here and nothing else.
 """
 
@@ -56,6 +58,7 @@ class RegisteredAdapter:
     source: str
     bronze_table: str
     module: ModuleType
+    page_pings: bool = False
 
     def to_canonical(self, bronze: DataFrame) -> DataFrame:
         return self.module.to_canonical(bronze)
@@ -68,7 +71,14 @@ def discover() -> list[RegisteredAdapter]:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        found.append(RegisteredAdapter(module.SOURCE, module.BRONZE_TABLE, module))
+        found.append(
+            RegisteredAdapter(
+                module.SOURCE,
+                module.BRONZE_TABLE,
+                module,
+                page_pings=bool(getattr(module, "PAGE_PINGS", False)),
+            )
+        )
     return sorted(found, key=lambda a: a.source)
 
 

@@ -9,6 +9,7 @@ from decisionlake.clickstream.adapters import select_canonical
 
 SOURCE = "web"
 BRONZE_TABLE = "bronze.clickstream"
+PAGE_PINGS = True  # the tracker sends a heartbeat while a page stays open
 
 
 def to_canonical(bronze: DataFrame) -> DataFrame:

@@ -1,0 +1,120 @@
+"""User agents -> browser, operating system and device class, with ``ua-parser``.
+
+ua-parser carries the maintained uap-core rules (precompiled in ``ua-parser-builtins``, matched
+by its Rust resolver); hand-written regex chains fall behind every new browser and device. The
+rules are costly per string, so a batch's *distinct* user agents are parsed (one Arrow UDF over
+them) and joined back: the cost grows with the number of distinct agents, not of events.
+
+The families are mapped onto the suite's small vocabulary ("Mobile Safari" is Safari on a
+mobile device, "Mac OS X" is macOS); a family without a mapping passes through unchanged. The
+crawler rule stays the configurable ``clickstream.bots.crawler_pattern`` (a Spark regex), with
+ua-parser's own spider detection added to it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+PARTS = T.StructType(
+    [
+        T.StructField("browser", T.StringType()),
+        T.StructField("os", T.StringType()),
+        T.StructField("device_class", T.StringType()),
+    ]
+)
+_PARTS_COLUMN = "_user_agent_parts"
+
+_BROWSER_SUFFIXES = re.compile(r" (Mobile( iOS| WebView)?|iOS)$")
+_BROWSERS = {"Mobile Safari": "Safari", "Mobile Safari UI/WKWebView": "Safari"}
+_OPERATING_SYSTEMS = {
+    "Mac OS X": "macOS",
+    "Chrome OS": "ChromeOS",
+    "Ubuntu": "Linux",
+    "Debian": "Linux",
+    "Fedora": "Linux",
+    "Red Hat": "Linux",
+}
+_TABLET = re.compile(r"(?i)ipad|tablet|kindle|silk|playbook")
+_MOBILE_OS = ("iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS")
+
+
+def browser_name(family: str | None) -> str:
+    """A family in the suite's words ("Chrome Mobile iOS" is Chrome); unknown is "Other"."""
+    if not family or family == "Other":
+        return "Other"
+    return _BROWSERS.get(family) or _BROWSER_SUFFIXES.sub("", family)
+
+
+def os_name(family: str | None) -> str:
+    if not family or family == "Other":
+        return "Other"
+    return _OPERATING_SYSTEMS.get(family, family)
+
+
+def device_class(agent: str, os_family: str | None, device: Any) -> str:
+    """bot / tablet / mobile / desktop from the parsed device and OS (and the raw string's
+    "Mobile" token: Android tablets are the Android agents without it)."""
+    family = device.family if device is not None else ""
+    brand = (device.brand or "") if device is not None else ""
+    if family == "Spider":
+        return "bot"
+    if _TABLET.search(family) or "Tablet" in brand:
+        return "tablet"
+    if os_family == "Android":
+        return "mobile" if "Mobi" in agent else "tablet"
+    if os_family in _MOBILE_OS or "Mobi" in agent:
+        return "mobile"
+    return "desktop"
+
+
+@lru_cache(maxsize=65536)
+def parse_one(agent: str) -> tuple[str, str, str]:
+    """(browser, os, device_class) of one user agent string."""
+    from ua_parser import parse  # the rules load once per Python worker
+
+    parsed = parse(agent)
+    os_family = parsed.os.family if parsed.os is not None else None
+    family = parsed.user_agent.family if parsed.user_agent is not None else None
+    return browser_name(family), os_name(os_family), device_class(agent, os_family, parsed.device)
+
+
+def parse_batch(agents: pd.Series) -> pd.DataFrame:
+    """The Arrow UDF's body: one row of parts per user agent (NULL in, NULLs out)."""
+    rows = [parse_one(a) if isinstance(a, str) else (None, None, None) for a in agents]
+    return pd.DataFrame(rows, columns=PARTS.fieldNames(), index=agents.index)
+
+
+def _parts_udf() -> Any:
+    from pyspark.sql.functions import pandas_udf
+
+    return pandas_udf(parse_batch, PARTS)  # type: ignore[call-overload]
+
+
+def with_user_agent_parts(
+    events: DataFrame, *, crawler_pattern: str, column: str = "user_agent"
+) -> DataFrame:
+    """Add ``browser``, ``os`` and ``device_class`` parsed from ``column`` (NULL when it is).
+
+    ``crawler_pattern`` (a Spark regex) marks an agent as a bot before the rules do."""
+    agents = events.select(column).where(F.col(column).isNotNull()).distinct()
+    parsed = agents.select(column, _parts_udf()(F.col(column)).alias(_PARTS_COLUMN))
+    parts = F.col(f"{_PARTS_COLUMN}.device_class")
+    # Broadcast: the distinct agents are few beside the events, which are then not shuffled.
+    return (
+        events.join(F.broadcast(parsed), column, "left")
+        .withColumn("browser", F.col(f"{_PARTS_COLUMN}.browser"))
+        .withColumn("os", F.col(f"{_PARTS_COLUMN}.os"))
+        .withColumn("device_class", crawler_or(F.col(column), parts, crawler_pattern))
+        .drop(_PARTS_COLUMN)
+    )
+
+
+def crawler_or(agent: Column, device: Column, crawler_pattern: str) -> Column:
+    return F.when(agent.rlike(crawler_pattern), F.lit("bot")).otherwise(device)
