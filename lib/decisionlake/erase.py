@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake import lake
+from decisionlake.clickstream.adapters import discover
 from decisionlake.config import AppConfig, ConfigError, load_config
 from decisionlake.logs import JobLogger
 from decisionlake.privacy import pseudonymisation_key
@@ -121,7 +122,8 @@ def predicate(df: DataFrame, person: Person) -> Column | None:
         parts.append(F.col("user_id").isin(*ids))
     if "email" in cols and person.emails:
         parts.append(F.lower(F.trim("email")).isin(*sorted(person.emails)))
-    raw_ids = {"cookie_id": "web", "user_pseudo_id": "ga4"}  # bronze names of visitor ids
+    # Bronze names of visitor ids, as each source adapter declares them.
+    raw_ids = {a.visitor_column: a.source for a in discover() if a.visitor_column}
     for column, source in raw_ids.items():
         ids_of_source = sorted(v for s, v in person.visitors if s == source)
         if column in cols and ids_of_source:

@@ -3,7 +3,9 @@
 An adapter module defines ``SOURCE`` (a short name), ``BRONZE_TABLE`` (a logical table name,
 partitioned by ``event_date``) and ``to_canonical(bronze) -> DataFrame`` returning exactly
 :data:`CANONICAL_SCHEMA`; optionally ``PAGE_PINGS = True`` when its tracker sends heartbeats
-(``page_ping`` events), which makes the ``no_page_pings`` bot rule apply to its visitors.
+(``page_ping`` events), which makes the ``no_page_pings`` bot rule apply to its visitors, and
+``VISITOR_COLUMN``, the bronze column its visitor id comes from (erasure finds a person's raw
+rows by it).
 Modules in this package are discovered by name, so adding a source
 means adding one module here and nothing else.
 """
@@ -59,6 +61,7 @@ class RegisteredAdapter:
     bronze_table: str
     module: ModuleType
     page_pings: bool = False
+    visitor_column: str | None = None
 
     def to_canonical(self, bronze: DataFrame) -> DataFrame:
         return self.module.to_canonical(bronze)
@@ -77,6 +80,7 @@ def discover() -> list[RegisteredAdapter]:
                 module.BRONZE_TABLE,
                 module,
                 page_pings=bool(getattr(module, "PAGE_PINGS", False)),
+                visitor_column=getattr(module, "VISITOR_COLUMN", None),
             )
         )
     return sorted(found, key=lambda a: a.source)

@@ -10,6 +10,7 @@ from decisionlake.clickstream.ga4 import ga4_param
 
 SOURCE = "ga4"
 BRONZE_TABLE = "bronze.ga4_events"
+VISITOR_COLUMN = "user_pseudo_id"
 
 # GA4 event names -> canonical event types; others keep their GA4 name.
 EVENT_TYPES = {
@@ -42,7 +43,7 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
             "event_id": F.col("event_id"),
             "event_ts": F.col("event_ts"),
             "event_date": F.col("event_date"),
-            "visitor_id": F.col("user_pseudo_id"),
+            "visitor_id": F.col(VISITOR_COLUMN),
             "user_id": F.col("user_id"),
             "event_type": F.coalesce(mapping[F.col("event_name")], F.col("event_name")),
             "url": ga4_param(params, "page_location"),

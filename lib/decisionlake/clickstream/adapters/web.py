@@ -9,6 +9,7 @@ from decisionlake.clickstream.adapters import select_canonical
 
 SOURCE = "web"
 BRONZE_TABLE = "bronze.clickstream"
+VISITOR_COLUMN = "cookie_id"
 PAGE_PINGS = True  # the tracker sends a heartbeat while a page stays open
 
 
@@ -21,7 +22,7 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
             "event_id": F.col("event_id"),
             "event_ts": F.col("event_ts"),
             "event_date": F.col("event_date"),
-            "visitor_id": F.col("cookie_id"),
+            "visitor_id": F.col(VISITOR_COLUMN),
             "user_id": F.col("user_id"),
             "event_type": F.col("event_type"),
             "url": F.col("url"),
