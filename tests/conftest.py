@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from decisionlake import services
 from decisionlake.config import AppConfig, load_config
-from decisionlake.spark import get_spark
+from decisionlake.core.spark import get_spark
+from decisionlake.dev import services
 
 REPO = Path(__file__).resolve().parents[1]
 # Real public data sets the tests use, kept in the repository (provenance in its README).
@@ -132,8 +132,8 @@ def history(
 
     Tests that write to it only add what a rerun or a later stage would add.
     """
-    from decisionlake.generate import build_spec, generate
-    from decisionlake.pipeline import (
+    from decisionlake.dev.generate import build_spec, generate
+    from decisionlake.ops.pipeline import (
         date_range,
         in_process_executor,
         job_counting_executor,

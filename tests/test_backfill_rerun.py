@@ -14,8 +14,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.lake import delta_table_exists, read_delta
-from decisionlake.pipeline import in_process_executor, load_pipeline, run_pipeline
+from decisionlake.io.lake import delta_table_exists, read_delta
+from decisionlake.ops.pipeline import in_process_executor, load_pipeline, run_pipeline
 
 from .conftest import HISTORY_END, PIPELINE_PARALLELISM
 
@@ -77,7 +77,7 @@ def test_a_failed_quality_gate_stops_scoring_and_publishing(
     """The shipped DAG from the gate on, with a fail-severity rule that cannot hold."""
     import yaml
 
-    from decisionlake.pipeline import main_exit_code
+    from decisionlake.ops.pipeline import main_exit_code
 
     shipped = yaml.safe_load((load_pipeline_path()).read_text())["pipeline"]
     keep = {"check_quality", "score", "build_call_list", "export_scores", "export_call_list",

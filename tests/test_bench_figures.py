@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decisionlake.bench.pipeline import busy_seconds, job_kind
+from decisionlake.dev.bench.pipeline import busy_seconds, job_kind
 
 
 def _job(start: str, end: str) -> dict[str, str]:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from decisionlake import lake
-from decisionlake.business_report import SECTIONS, write_business_report
+from decisionlake.io import lake
 from decisionlake.jobs.monitor import MONITORING_SCHEMA
 from decisionlake.models.explain import REASON_TYPE
+from decisionlake.ops.business_report import SECTIONS, write_business_report
 
 from .conftest import make_config
 

@@ -18,7 +18,7 @@ from decisionlake.clickstream.ingest import (
     validate_events,
 )
 from decisionlake.config import ClickstreamIngestConfig
-from decisionlake.ingest import (
+from decisionlake.io.ingest import (
     dedupe_on,
     partition_values_aggs,
     partition_values_from,

@@ -16,9 +16,9 @@ from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from decisionlake.config import AppConfig
-from decisionlake.generate import build_spec, generate
+from decisionlake.dev.generate import build_spec, generate
+from decisionlake.io.lake import read_delta, table_version
 from decisionlake.jobs import build_sessions, ingest_clickstream, ingest_crm, ingest_ga4
-from decisionlake.lake import read_delta, table_version
 
 from .conftest import REAL_DATA, make_config
 

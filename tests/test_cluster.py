@@ -19,17 +19,18 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from decisionlake import release, services
-from decisionlake.cluster import (
+from decisionlake.config import load_config
+from decisionlake.dev import services
+from decisionlake.dev.cluster import (
     Release,
     SparkCluster,
     cluster_executor,
     executor_pids,
     kill_executor,
 )
-from decisionlake.config import load_config
-from decisionlake.generate import build_spec, generate
-from decisionlake.pipeline import (
+from decisionlake.dev.generate import build_spec, generate
+from decisionlake.ops import release
+from decisionlake.ops.pipeline import (
     PipelineDef,
     Step,
     StepResult,

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from decisionlake.cluster import (
+from decisionlake.config import load_config
+from decisionlake.core.spark import LOG_STORE_CLASS, session_conf
+from decisionlake.dev.cluster import (
     ClusterError,
     Release,
     SparkCluster,
@@ -16,10 +18,8 @@ from decisionlake.cluster import (
     pyspark_home,
     submit_command,
 )
-from decisionlake.config import load_config
-from decisionlake.orchestration.asl import DeploySettings, render_state_machine
-from decisionlake.pipeline import PipelineDef, driver_outcome, load_pipeline
-from decisionlake.spark import LOG_STORE_CLASS, session_conf
+from decisionlake.ops.orchestration.asl import DeploySettings, render_state_machine
+from decisionlake.ops.pipeline import PipelineDef, driver_outcome, load_pipeline
 
 
 @pytest.fixture

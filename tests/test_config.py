@@ -176,7 +176,7 @@ def test_run_help_lists_the_jobs_and_the_common_options() -> None:
 def test_a_missing_service_says_which_command_starts_it(spark) -> None:
     import botocore.exceptions
 
-    from decisionlake.runtime import execute
+    from decisionlake.core.runtime import execute
 
     def needs_aws(ctx) -> dict:
         raise botocore.exceptions.NoCredentialsError()

@@ -9,8 +9,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from decisionlake import erase as erasure
-from decisionlake import lake
+from decisionlake.io import lake
+from decisionlake.ops import erase as erasure
 
 from .conftest import make_config
 

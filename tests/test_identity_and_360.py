@@ -12,9 +12,9 @@ from pyspark.sql import functions as F
 from decisionlake.clickstream.adapters import CANONICAL_SCHEMA
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
+from decisionlake.clickstream.identity import daily_links, links_over_history, resolve_identity
 from decisionlake.config import Advisor360Config, BotRulesConfig, ReferrerRulesConfig
 from decisionlake.gold.advisor_360 import advisor_360
-from decisionlake.identity import daily_links, links_over_history, resolve_identity
 
 DAY1, DAY2, DAY3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
 X_EMAIL = "Pat.Lee@Harbor.example "
@@ -249,8 +249,8 @@ def test_email_tokens_are_keyed_hmacs_that_join_crm_and_web(spark: SparkSession)
     import hmac
 
     from decisionlake.clickstream.enrich import allowed_properties
-    from decisionlake.crm import to_silver_advisors
-    from decisionlake.privacy import hmac_sha256
+    from decisionlake.core.privacy import hmac_sha256
+    from decisionlake.sources.crm import to_silver_advisors
 
     key, other = b"k" * 32, b"o" * 32
     df = spark.createDataFrame([("abc",), (None,)], "m string")

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from decisionlake import lake
-from decisionlake.checks import delta_rs_row_count
+from decisionlake.io import lake
+from decisionlake.io.row_counts import delta_rs_row_count
 from decisionlake.jobs.publish import curated_root
 
 pytestmark = pytest.mark.integration

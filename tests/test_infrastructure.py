@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from decisionlake.config import load_config
-from decisionlake.orchestration.cfn import BUCKETS, render_template
-from decisionlake.pipeline import load_pipeline
+from decisionlake.ops.orchestration.cfn import BUCKETS, render_template
+from decisionlake.ops.pipeline import load_pipeline
 
 from .conftest import REPO
 

@@ -12,9 +12,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from decisionlake.config import AppConfig
-from decisionlake.generate import build_spec, generate
+from decisionlake.dev.generate import build_spec, generate
+from decisionlake.io.lake import read_delta, table_version
 from decisionlake.jobs import ingest_clickstream
-from decisionlake.lake import read_delta, table_version
 
 from .conftest import REPO, make_config
 

@@ -12,7 +12,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from decisionlake import lake
+from decisionlake.io import lake
 from decisionlake.jobs import ingest_clickstream
 
 from .conftest import make_config
@@ -117,7 +117,7 @@ def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
 
 
 def test_a_sound_file_read_only_in_part_fails_the_run_instead_of_half_ingesting() -> None:
-    from decisionlake.ingest import IncompleteReadError, file_verdicts
+    from decisionlake.io.ingest import IncompleteReadError, file_verdicts
 
     plain = lake.LandingFile("file:/l/a.json", 1_000, path="/l/a.json")
     whole = lake.LandingFile("file:/l/b.json", 500, path="/l/b.json")

@@ -16,8 +16,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from decisionlake.config import load_config
+from decisionlake.io.lake import read_delta
 from decisionlake.jobs import score, train_models
-from decisionlake.lake import read_delta
 from decisionlake.models.training import with_column_label, with_row_split
 
 from .conftest import REPO, job_summary

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake import lake
+from decisionlake.io import lake
 
 SCHEMA = T.StructType(
     [
@@ -99,7 +99,7 @@ def test_text_lines_end_at_lf_only_and_lose_crlf_and_bom_but_nothing_else(
 ) -> None:
     import gzip
 
-    from decisionlake.lake import read_text_lines
+    from decisionlake.io.lake import read_text_lines
 
     bom = "\ufeff".encode()
     content = (
@@ -191,7 +191,7 @@ def test_a_delta_conflict_is_retried_and_a_persistent_one_says_so(monkeypatch) -
 def test_notebook_tables_are_queryable_in_sql_by_logical_name(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    from decisionlake.session import Tables, register_tables
+    from decisionlake.ops.notebook import Tables, register_tables
 
     from .conftest import make_config
 

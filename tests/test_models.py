@@ -12,9 +12,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import ConfigError, load_config
+from decisionlake.core.logs import JobLogger
+from decisionlake.io.lake import read_delta, table_version
 from decisionlake.jobs import score, train_models
-from decisionlake.lake import read_delta, table_version
-from decisionlake.logs import JobLogger
 from decisionlake.models import registry
 from decisionlake.models.sources import TrainingDataError, selected_models
 from decisionlake.models.train import fit_supervised

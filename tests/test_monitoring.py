@@ -11,10 +11,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from decisionlake.io.lake import overwrite_table, read_delta
 from decisionlake.jobs import monitor, train_models
-from decisionlake.lake import overwrite_table, read_delta
 from decisionlake.models import registry
-from decisionlake.monitoring import drift
+from decisionlake.quality.drift import drift
 
 from .conftest import HISTORY_END
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from decisionlake.config import ConfigError
-from decisionlake.pipeline import (
+from decisionlake.ops.pipeline import (
     date_range,
     format_summary,
     load_pipeline,

@@ -7,7 +7,7 @@ from datetime import date
 from pyspark.sql import SparkSession
 
 from decisionlake.config import Expectation
-from decisionlake.quality import evaluate_referential, evaluate_rows, evaluate_volume
+from decisionlake.quality.rules import evaluate_referential, evaluate_rows, evaluate_volume
 
 RUN = date(2026, 11, 24)
 
@@ -61,8 +61,8 @@ def test_gate_fails_the_job_and_records_results(
     tmp_path,
     capfd,
 ) -> None:
+    from decisionlake.io.lake import read_delta
     from decisionlake.jobs import check_quality
-    from decisionlake.lake import read_delta
 
     from .conftest import make_config
 
@@ -87,8 +87,8 @@ def test_gate_fails_the_job_and_records_results(
 
 
 def test_quarantine_rules_move_failing_rows_aside_once(spark: SparkSession, tmp_path) -> None:
+    from decisionlake.io.lake import read_delta
     from decisionlake.jobs import check_quality
-    from decisionlake.lake import read_delta
 
     from .conftest import make_config
 

@@ -12,9 +12,10 @@ import boto3
 import pytest
 from pyspark.sql import SparkSession
 
-from decisionlake import release, services
-from decisionlake.lake import overwrite_table
-from decisionlake.session import connect
+from decisionlake.dev import services
+from decisionlake.io.lake import overwrite_table
+from decisionlake.ops import release
+from decisionlake.ops.notebook import connect
 
 from .conftest import REPO
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from decisionlake.report import SECTIONS, write_report
+from decisionlake.ops.report import SECTIONS, write_report
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,11 +10,11 @@ import psycopg2
 import pytest
 from pyspark.sql import SparkSession
 
-from decisionlake import services
 from decisionlake.config import load_config
-from decisionlake.jars import MissingJarsError, local_jars
-from decisionlake.logs import JobLogger
-from decisionlake.spark import session_conf
+from decisionlake.core.jars import MissingJarsError, local_jars
+from decisionlake.core.logs import JobLogger
+from decisionlake.core.spark import session_conf
+from decisionlake.dev import services
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_moto_serves_s3_dynamodb_secrets_and_sns(moto_server: services.MotoServe
     tables = _client("dynamodb", moto_server).list_tables()["TableNames"]
     assert services.DELTA_LOG_TABLE in tables
     # The project's provisioning, read back through the project's own clients.
-    from decisionlake.privacy import _fetch
+    from decisionlake.core.aws import _fetch_key as _fetch
 
     key = _fetch(services.PSEUDONYMISATION_SECRET_ID, moto_server.endpoint, "us-east-1")
     assert len(key) >= 32
@@ -134,7 +134,7 @@ def test_stage_log_lines_carry_duration_and_figures(capsys: pytest.CaptureFixtur
 def test_run_date_from_a_schedule_is_the_day_before_it_fired() -> None:
     from datetime import date
 
-    from decisionlake.runtime import job_parser
+    from decisionlake.core.runtime import job_parser
 
     parser = job_parser("x")
     fired = parser.parse_args(["--run-date", "scheduled:2026-11-26T06:00:00Z"])

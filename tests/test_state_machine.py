@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from decisionlake.orchestration.asl import render_state_machine
-from decisionlake.pipeline import load_pipeline
+from decisionlake.ops.orchestration.asl import render_state_machine
+from decisionlake.ops.pipeline import load_pipeline
 
 from .conftest import REPO
 
@@ -126,7 +126,7 @@ def test_committed_state_machines_match_the_pipeline(
 ) -> None:
     """emr/*.json are rendered from conf/pipeline.yaml; re-render them when it changes:
     decisionlake pipeline render --env prod --target TARGET [--transient] --out emr/PATH"""
-    from decisionlake.orchestration.asl import DeploySettings
+    from decisionlake.ops.orchestration.asl import DeploySettings
 
     expected = render_state_machine(
         load_pipeline(), target=target, transient=transient, settings=DeploySettings(env="prod")

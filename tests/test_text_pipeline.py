@@ -15,7 +15,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from decisionlake.config import AppConfig
-from decisionlake.generate import build_spec, generate
+from decisionlake.dev.generate import build_spec, generate
+from decisionlake.io.lake import delta_table_exists, read_delta
 from decisionlake.jobs import (
     build_advisor_360,
     build_identity,
@@ -25,7 +26,6 @@ from decisionlake.jobs import (
     ingest_crm,
     ingest_text,
 )
-from decisionlake.lake import delta_table_exists, read_delta
 from decisionlake.text import models
 from decisionlake.text.features import score_notes
 
@@ -217,7 +217,7 @@ def test_erasure_removes_a_person_from_every_parquet_file(
     """Runs last in this module: it deletes one advisor from the lake the tests above built."""
     import pyarrow.parquet as pq
 
-    from decisionlake.erase import erase
+    from decisionlake.ops.erase import erase
 
     cfg = text_lake["cfg"]
     linked = read_delta(spark, cfg.table_uri("silver.identity_map")).select("advisor_id")

@@ -20,16 +20,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig
+from decisionlake.core.aws import aws_client
+from decisionlake.core.logs import JobLogger
+from decisionlake.io.lake import overwrite_table
 from decisionlake.jobs import publish
-from decisionlake.lake import overwrite_table
-from decisionlake.logs import JobLogger
 from decisionlake.models.scoring import SCORES_SCHEMA
 from decisionlake.warehouse import ddl, staging
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan, ReconciliationError
 from decisionlake.warehouse.postgres import stage_prefix
 from decisionlake.warehouse.reconcile import Totals, spark_totals
 from decisionlake.warehouse.redshift import ConnectorBackend, DataApiBackend, load_statements
-from decisionlake.warehouse.writer import aws_client, export, make_backend
+from decisionlake.warehouse.writer import export, make_backend
 
 from .conftest import REPO, lake_args, make_config
 

@@ -61,8 +61,8 @@ def _run_usage(jobs: dict[str, str]) -> str:
 
 
 def _cmd_infra(args: argparse.Namespace) -> int:
-    from decisionlake.orchestration.cfn import render_template
-    from decisionlake.pipeline import load_pipeline
+    from decisionlake.ops.orchestration.cfn import render_template
+    from decisionlake.ops.pipeline import load_pipeline
 
     cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
     text = json.dumps(render_template(cfg, load_pipeline()), indent=1, sort_keys=True) + "\n"
@@ -75,8 +75,8 @@ def _cmd_infra(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from decisionlake.generate import build_spec, generate
-    from decisionlake.spark import get_spark
+    from decisionlake.core.spark import get_spark
+    from decisionlake.dev.generate import build_spec, generate
 
     cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
     spec = build_spec(
@@ -88,10 +88,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_services(args: argparse.Namespace) -> int:
-    from decisionlake import services
+    from decisionlake.dev import services
 
     if args.action in ("start", "up"):
-        from decisionlake.cluster import ClusterError
+        from decisionlake.dev.cluster import ClusterError
 
         try:
             state = services.start_stack(with_mlflow=not args.no_mlflow, with_cluster=args.cluster)
@@ -108,11 +108,11 @@ def _cmd_services(args: argparse.Namespace) -> int:
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
-    from decisionlake import pipeline as pl
+    from decisionlake.ops import pipeline as pl
 
     definition = pl.load_pipeline(args.file)
     if args.action == "render":
-        from decisionlake.orchestration.asl import DeploySettings, render_state_machine
+        from decisionlake.ops.orchestration.asl import DeploySettings, render_state_machine
 
         machine = render_state_machine(
             definition, target=args.target, transient=args.transient,
@@ -141,7 +141,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         print("pipeline run needs --run-date or --from and --to", file=sys.stderr)
         return 2
     if args.submit == "cluster":
-        from decisionlake.cluster import ClusterError, stack_executor
+        from decisionlake.dev.cluster import ClusterError, stack_executor
 
         try:
             executor = stack_executor(args.env, release_prefix=args.release)
@@ -169,8 +169,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     if results:
         import uuid
 
-        from decisionlake.report import write_report
-        from decisionlake.spark import get_spark
+        from decisionlake.core.spark import get_spark
+        from decisionlake.ops.report import write_report
 
         cfg = load_config(args.env, conf_dir=args.config, overrides=args.overrides)
         report = write_report(get_spark(cfg, "decisionlake-report"), cfg, results,
@@ -180,7 +180,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from decisionlake.demo import run_demo
+    from decisionlake.dev.demo import run_demo
 
     return run_demo(args)
 
@@ -282,11 +282,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "erase":
-        from decisionlake.erase import main as erase_main
+        from decisionlake.ops.erase import main as erase_main
 
         return erase_main(rest)
     if args.command in ("package", "deploy"):
-        from decisionlake import release
+        from decisionlake.ops import release
 
         return (release.main_package if args.command == "package" else release.main_deploy)(rest)
     if args.command != "run" and rest:

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from decisionlake.clickstream.user_agents import with_user_agent_parts
 from decisionlake.config import ReferrerRulesConfig
-from decisionlake.privacy import hmac_sha256
+from decisionlake.core.privacy import hmac_sha256
 
 SILVER_EVENT_COLUMNS = (
     "source",

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig
-from decisionlake.ingest import first_failing, line_rules, parse_json_lines
+from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
 
 CORRUPT_COLUMN = "_corrupt_record"
 REQUIRED_FIELDS = ("event_timestamp", "event_name", "user_pseudo_id")

@@ -16,7 +16,7 @@ from decisionlake.clickstream.contract import (
     REQUIRED_FIELDS,
 )
 from decisionlake.config import AppConfig, ClickstreamIngestConfig
-from decisionlake.ingest import first_failing, line_rules
+from decisionlake.io.ingest import first_failing, line_rules
 
 
 def _is_blank(col: Column) -> Column:

@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from decisionlake.privacy import hmac_sha256
+from decisionlake.core.privacy import hmac_sha256
 
 CONTACT = "contact"
 HOLDOUT = "holdout"

@@ -8,9 +8,9 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from decisionlake import lake
+from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.gold.advisor_360 import advisor_360
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.io import lake
 
 NAME = "build_advisor_360"
 

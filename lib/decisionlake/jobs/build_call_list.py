@@ -17,10 +17,10 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from decisionlake import lake
+from decisionlake.core.aws import pseudonymisation_key
+from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.gold import call_list as cl
-from decisionlake.privacy import pseudonymisation_key
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.io import lake
 
 NAME = "build_call_list"
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from decisionlake import lake
-from decisionlake.identity import daily_links, links_over_history, resolve_identity
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.clickstream.identity import daily_links, links_over_history, resolve_identity
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
 
 NAME = "build_identity"
 

@@ -19,13 +19,13 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake import lake
 from decisionlake.clickstream.adapters import discover
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
 from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
-from decisionlake.privacy import pseudonymisation_key
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.core.aws import pseudonymisation_key
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
 
 NAME = "build_sessions"
 

@@ -16,8 +16,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake import lake
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
 from decisionlake.text import models
 from decisionlake.text.features import (
     advisor_text_features,

@@ -16,9 +16,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake import lake
 from decisionlake.config import Expectation
-from decisionlake.quality import (
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
+from decisionlake.quality.rules import (
     RESULT_SCHEMA,
     RuleResult,
     columns_of,
@@ -28,7 +29,6 @@ from decisionlake.quality import (
     failing_rows,
     results_frame,
 )
-from decisionlake.runtime import JobContext, run_job
 
 NAME = "check_quality"
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.warehouse.slices import export_slice
 
 NAME = "export_call_list"

@@ -18,8 +18,8 @@ from decisionlake.clickstream.ingest import (
     to_bronze_events,
     validate_events,
 )
-from decisionlake.ingest import LineIngestSpec, run_line_ingest
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
 
 NAME = "ingest_clickstream"
 

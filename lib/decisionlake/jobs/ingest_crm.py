@@ -6,17 +6,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from decisionlake import lake
-from decisionlake.crm import (
+from decisionlake.core.aws import pseudonymisation_key
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
+from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
+from decisionlake.sources.crm import (
     BRONZE_SCHEMA,
     COMPARED_COLUMNS,
     to_bronze_advisors,
     to_silver_advisors,
     validate_advisors,
 )
-from decisionlake.ingest import LineIngestSpec, run_line_ingest
-from decisionlake.privacy import pseudonymisation_key
-from decisionlake.runtime import JobContext, run_job
 
 NAME = "ingest_crm"
 

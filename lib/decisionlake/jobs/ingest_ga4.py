@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from decisionlake.clickstream.ga4 import BRONZE_SCHEMA, to_bronze_ga4, validate_ga4
-from decisionlake.ingest import LineIngestSpec, run_line_ingest
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
 
 NAME = "ingest_ga4"
 

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from decisionlake.ingest import LineIngestSpec, run_line_ingest
-from decisionlake.runtime import JobContext, run_job
-from decisionlake.trades import BRONZE_SCHEMA, to_bronze_trades, validate_trades
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
+from decisionlake.sources.trades import BRONZE_SCHEMA, to_bronze_trades, validate_trades
 
 NAME = "ingest_outcomes"
 

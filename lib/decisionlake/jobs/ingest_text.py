@@ -20,8 +20,9 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake import lake
-from decisionlake.ingest import (
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
+from decisionlake.io.ingest import (
     QUARANTINE_SCHEMA,
     QuarantinedFilesError,
     check_accounting,
@@ -30,7 +31,6 @@ from decisionlake.ingest import (
     to_quarantine,
     write_file_quarantine,
 )
-from decisionlake.runtime import JobContext, run_job
 from decisionlake.text.ingest import (
     BRONZE_SCHEMA,
     COMPARED_COLUMNS,

@@ -23,7 +23,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake import lake
+from decisionlake.core.aws import aws_client
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.estimators import LABEL
@@ -35,9 +37,7 @@ from decisionlake.models.sources import (
     uses_label_column,
 )
 from decisionlake.models.training import with_labels
-from decisionlake.monitoring import drift
-from decisionlake.runtime import JobContext, run_job
-from decisionlake.warehouse.writer import aws_client
+from decisionlake.quality.drift import drift
 
 NAME = "monitor"
 MONITORING_SCHEMA = T.StructType(

@@ -9,11 +9,11 @@ from typing import Any
 
 from pyspark.sql import types as T
 
-from decisionlake import lake
 from decisionlake.config import AppConfig
-from decisionlake.runtime import JobContext, run_job
+from decisionlake.core.aws import aws_client
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
 from decisionlake.warehouse.staging import s3_url
-from decisionlake.warehouse.writer import aws_client
 
 NAME = "publish"
 

@@ -8,8 +8,9 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from decisionlake import lake
-from decisionlake.lineage import record_run
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io import lake
+from decisionlake.io.lineage import record_run
 from decisionlake.models import evaluate as ev
 from decisionlake.models import registry
 from decisionlake.models.explain import explainer
@@ -20,7 +21,6 @@ from decisionlake.models.sources import (
     selected_models,
     uses_label_column,
 )
-from decisionlake.runtime import JobContext, run_job
 
 NAME = "score"
 

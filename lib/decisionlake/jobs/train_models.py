@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.models import registry
 from decisionlake.models.sources import model_job_parser, selected_models, training_inputs
 from decisionlake.models.train import fit_clustering, fit_supervised
-from decisionlake.runtime import JobContext, run_job
 
 NAME = "train_models"
 

@@ -14,10 +14,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from decisionlake import lake
 from decisionlake.config import AppConfig, ConfigError
+from decisionlake.core.runtime import JobContext, job_parser
+from decisionlake.io import lake
 from decisionlake.models.spec import ModelSpec, TableRef
-from decisionlake.runtime import JobContext, job_parser
 
 
 class TrainingDataError(ConfigError):

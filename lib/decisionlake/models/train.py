@@ -16,7 +16,7 @@ from pyspark.ml.tuning import CrossValidator, ParamGridBuilder, TrainValidationS
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake.logs import JobLogger
+from decisionlake.core.logs import JobLogger
 from decisionlake.models import evaluate as ev
 from decisionlake.models.estimators import FEATURES, LABEL, REDUCED, WEIGHT, make_estimator
 from decisionlake.models.sources import TrainingDataError, check_columns

@@ -9,7 +9,7 @@ from pyarrow.fs import FileType
 from pyspark.ml import PipelineModel
 
 from decisionlake.config import AppConfig
-from decisionlake.storage import filesystem_for
+from decisionlake.io.storage import filesystem_for
 
 EXPERIMENT = "decisionlake-text-pipeline"
 

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from decisionlake.config import StorageConfig
-from decisionlake.storage import filesystem_for
+from decisionlake.io.storage import filesystem_for
 from decisionlake.warehouse.ddl import Column, create_table, qualified, quote
 from decisionlake.warehouse.plan import LoadPlan, ReconciliationError, fault_point
 from decisionlake.warehouse.reconcile import Totals, totals_sql

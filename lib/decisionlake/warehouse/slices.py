@@ -6,9 +6,9 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from decisionlake import lake
-from decisionlake.lineage import record_run
-from decisionlake.runtime import JobContext
+from decisionlake.core.runtime import JobContext
+from decisionlake.io import lake
+from decisionlake.io.lineage import record_run
 from decisionlake.warehouse.writer import export, make_backend
 
 

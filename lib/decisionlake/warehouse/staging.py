@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake.config import StorageConfig
-from decisionlake.storage import delete_prefix, filesystem_for, write_bytes
+from decisionlake.io.storage import delete_prefix, filesystem_for, write_bytes
 from decisionlake.warehouse.ddl import is_nested
 
 
@@ -129,7 +129,7 @@ def clean_stale(
 
     from pyarrow import fs as pafs
 
-    from decisionlake.storage import filesystem_for
+    from decisionlake.io.storage import filesystem_for
 
     filesystem, path = filesystem_for(parent, storage)
     if filesystem.get_file_info(path).type != pafs.FileType.Directory:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,29 +11,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig, ExportTableConfig
-from decisionlake.logs import JobLogger
+from decisionlake.core.aws import aws_client, warehouse_credentials
+from decisionlake.core.logs import JobLogger
 from decisionlake.warehouse import staging
 from decisionlake.warehouse.ddl import columns_for, evolution, length_aggs
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan
 from decisionlake.warehouse.reconcile import Totals, totals_aggs, totals_from
-
-
-def aws_client(cfg: AppConfig, service: str) -> Any:
-    """A boto3 client; the configured endpoint (moto locally) when there is one."""
-    import boto3
-
-    kwargs: dict[str, Any] = {"region_name": cfg.storage.region}
-    if cfg.services.aws_endpoint:
-        kwargs["endpoint_url"] = cfg.services.aws_endpoint
-    return boto3.client(service, **kwargs)
-
-
-def warehouse_credentials(cfg: AppConfig) -> dict[str, Any]:
-    """Connection settings from Secrets Manager (never from config or the environment)."""
-    secret = aws_client(cfg, "secretsmanager").get_secret_value(
-        SecretId=cfg.services.warehouse_secret_id
-    )
-    return json.loads(secret["SecretString"])
 
 
 def make_backend(cfg: AppConfig) -> Any:

@@ -1,0 +1,1 @@
+"""Runtime: the Spark session, jars, structured logs, the job runner, secrets."""

@@ -1,0 +1,419 @@
+"""Pipeline benchmark: per-stage figures at several data scales, with floors in the same run.
+
+    scripts/bench [--advisors 400] [--scales 1,2,4,8] [--days 2] [--out bench/results]
+
+For each scale the harness generates ``advisors x scale`` advisors over ``days`` days into a
+fresh folder and runs the daily pipeline for every day in a fresh process (its own driver JVM,
+so no scale inherits another's heap or JIT state; the last day, measured, is a warm daily run),
+with the Spark UI's REST API on to read, per step of the last day: wall time, input, output
+and shuffle bytes, Spark jobs and exchanges; it samples the RSS of the driver JVM and of this
+Python process throughout. Floors on the same files at the largest scale: a bare
+``read.json -> write.format("delta")`` for ingest and a DuckDB query for sessionization.
+Figures are printed and written to ``<out>/pipeline-<timestamp>.{json,csv}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+END = date(2026, 11, 24)
+STAGES_WITH_EVENTS = ("ingest_clickstream", "build_sessions")
+
+
+class PeakRss:
+    """Background sampler of the peak resident memory of some processes."""
+
+    def __init__(self, pids: dict[str, int], every: float = 0.2) -> None:
+        self.procs = {k: psutil.Process(p) for k, p in pids.items()}
+        self.peak = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.every = every
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, proc in self.procs.items():
+                with contextlib.suppress(psutil.Error):
+                    self.peak[name] = max(self.peak[name], proc.memory_info().rss)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _rest(spark: Any, path: str) -> Any:
+    base = spark.sparkContext.uiWebUrl
+    app = spark.sparkContext.applicationId
+    with urllib.request.urlopen(f"{base}/api/v1/applications/{app}/{path}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def job_kind(description: str) -> str:
+    """Which part of a step a Spark job serves, from the description Delta gives its jobs."""
+    if "Compute snapshot" in description or "Filtering files" in description:
+        return "delta_snapshot_and_skipping"  # log replay and data skipping, per table read
+    if "MERGE operation" in description or "Deletion Vectors" in description:
+        return "delta_merge"
+    return "queries_and_writes"  # the step's own queries, counts and writes
+
+
+def _ui_time(text: str) -> float:
+    return datetime.strptime(text.removesuffix("GMT"), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+
+
+def busy_seconds(jobs: list[dict[str, Any]]) -> float:
+    """Length of the union of the jobs' [submitted, completed] intervals."""
+    spans = sorted(
+        (_ui_time(j["submissionTime"]), _ui_time(j["completionTime"]))
+        for j in jobs
+        if j.get("submissionTime") and j.get("completionTime")
+    )
+    total, start, end = 0.0, None, None
+    for a, b in spans:
+        if end is None or a > end:
+            if end is not None:
+                total += end - start
+            start, end = a, b
+        else:
+            end = max(end, b)
+    return total + (end - start if end is not None else 0.0)
+
+
+def spark_figures(spark: Any, group: str) -> dict[str, Any]:
+    """Jobs, exchanges and bytes of the Spark jobs tagged with ``group``."""
+    jobs = [j for j in _rest(spark, "jobs") if j.get("jobGroup") == group]
+    stage_ids = {s for j in jobs for s in j.get("stageIds", [])}
+    stages = [s for s in _rest(spark, "stages") if s["stageId"] in stage_ids]
+    job_ids = {j["jobId"] for j in jobs}
+    exchanges = 0
+    for execution in _rest(spark, "sql?details=true&planDescription=false&length=100000"):
+        if job_ids & set(execution.get("successJobIds", []) + execution.get("failedJobIds", [])):
+            exchanges += sum(
+                1 for n in execution.get("nodes", []) if "Exchange" in n.get("nodeName", "")
+            )
+    return {
+        "spark_jobs": len(jobs),
+        "spark_jobs_by_kind": dict(Counter(job_kind(j.get("description", "")) for j in jobs)),
+        # Seconds in which at least one of the step's jobs ran: the rest of the step's wall
+        # time is the driver alone (planning, Delta log reads and commits, Python).
+        "jobs_busy_s": round(busy_seconds(jobs), 2),
+        "exchanges": exchanges,
+        "input_bytes": sum(s.get("inputBytes", 0) for s in stages),
+        "output_bytes": sum(s.get("outputBytes", 0) for s in stages),
+        "shuffle_bytes": sum(s.get("shuffleWriteBytes", 0) for s in stages),
+    }
+
+
+def _config(root: Path, advisors: int) -> Any:
+    from decisionlake.config import load_config
+
+    return load_config(
+        "local",
+        overrides={
+            "paths.landing": str(root / "landing"),
+            "paths.lake": str(root / "lake"),
+            "paths.artifacts": str(root / "artifacts"),
+            "services.mlflow_tracking_uri": f"sqlite:///{root}/mlflow/mlflow.db",
+            "spark.ui_enabled": True,
+            "generator.advisors": advisors,
+        },
+    )
+
+
+def run_scale(scale: int, advisors: int, days: int, root: Path) -> dict[str, Any]:
+    """Generate, run the pipeline for every day, measure the last day per step."""
+    from decisionlake.core.spark import get_spark
+    from decisionlake.dev.generate import build_spec, generate
+    from decisionlake.ops.pipeline import (
+        date_range,
+        in_process_executor,
+        load_pipeline,
+        run_pipeline,
+    )
+
+    cfg = _config(root, advisors * scale)
+    spark = get_spark(cfg, f"bench-x{scale}")
+    spec = build_spec(cfg, end_date=END, days=days, advisors=advisors * scale, seed=7)
+    t0 = time.perf_counter()
+    manifest = generate(spark, cfg, spec)
+    generated_s = time.perf_counter() - t0
+    settings = [
+        f"paths.landing={cfg.paths.landing}",
+        f"paths.lake={cfg.paths.lake}",
+        f"paths.artifacts={cfg.paths.artifacts}",
+        f"services.mlflow_tracking_uri={cfg.services.mlflow_tracking_uri}",
+    ]
+    executor = in_process_executor("local")
+    steps: dict[str, dict[str, Any]] = {}
+
+    def tagged(step: Any, run_date: date, extra: Any) -> Any:
+        spark.sparkContext.setJobGroup(f"{run_date}:{step.name}", step.name)
+        return executor(step, run_date, extra)
+
+    pids = {"driver_jvm": spark.sparkContext._gateway.proc.pid, "python": os.getpid()}
+    dates = date_range(spec.start_date, END)
+    with PeakRss(pids) as rss:
+        started = time.perf_counter()
+        results = run_pipeline(load_pipeline(), dates, tagged, settings=settings, max_retries=0)
+        pipeline_s = time.perf_counter() - started
+    failed = [r for r in results if r.status != "succeeded"]
+    if failed:
+        raise RuntimeError(
+            f"x{scale}: {failed[0].step} on {failed[0].run_date}: {failed[0].reason}"
+        )
+    last = [r for r in results if r.run_date == END]
+    events = manifest["rows"]["clickstream"]
+    cores = os.cpu_count() or 1
+    for r in last:
+        figures = spark_figures(spark, f"{END}:{r.step}")
+        steps[r.step] = {"seconds": round(r.seconds, 2), **figures}
+    day_events = sum(
+        v["lines"]
+        for d, v in manifest["clickstream_by_arrival_date"].items()
+        if d == END.isoformat()
+    )
+    for name in STAGES_WITH_EVENTS:
+        s = steps[name]
+        s["events_per_s_per_core"] = round(day_events / max(s["seconds"], 1e-9) / cores, 1)
+    out = {
+        "scale": scale,
+        "advisors": advisors * scale,
+        "days": days,
+        "events_total": events,
+        "events_last_day": day_events,
+        "generate_s": round(generated_s, 1),
+        "pipeline_s": round(pipeline_s, 1),
+        "last_day_s": round(sum(r.seconds for r in last), 1),
+        "peak_driver_jvm_rss_mb": round(rss.peak["driver_jvm"] / 2**20, 1),
+        "peak_python_rss_mb": round(rss.peak["python"] / 2**20, 1),
+        "driver_heap_after_gc_mb": _heap_after_gc_mb(spark),
+        "steps": steps,
+    }
+    out["floors"] = floors(spark, cfg, END)
+    spark.stop()
+    return out
+
+
+def _heap_after_gc_mb(spark: Any) -> float:
+    """Driver JVM heap still in use after a full GC: what the driver retains."""
+    jvm = spark.sparkContext._jvm
+    jvm.java.lang.System.gc()
+    used = jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage()
+    return round(used.getUsed() / 2**20, 1)
+
+
+def floors(spark: Any, cfg: Any, day: date) -> dict[str, Any]:
+    """Bare read+write of the day's clickstream files; DuckDB sessionization of the events."""
+    import duckdb
+
+    # The table's live files (what a Delta reader sees), not every Parquet file under it.
+    events = spark.read.format("delta").load(f"{cfg.paths.lake}/bronze/clickstream")
+    files = ", ".join(f"'{f.removeprefix('file:')}'" for f in events.inputFiles())
+    query = f"""
+        WITH e AS (
+          SELECT cookie_id AS visitor_id, event_ts
+          FROM read_parquet([{files}], hive_partitioning = true)
+          WHERE event_date BETWEEN DATE '{day}' - INTERVAL 3 DAY AND DATE '{day}'),
+        g AS (
+          SELECT *, CASE WHEN event_ts - lag(event_ts) OVER w > INTERVAL 30 MINUTE
+                          OR lag(event_ts) OVER w IS NULL THEN 1 ELSE 0 END AS new_session
+          FROM e WINDOW w AS (PARTITION BY visitor_id ORDER BY event_ts)),
+        s AS (SELECT *, sum(new_session) OVER (PARTITION BY visitor_id ORDER BY event_ts) AS n
+              FROM g)
+        SELECT visitor_id, n, min(event_ts), max(event_ts), count(*) FROM s GROUP BY ALL
+    """
+    connection = duckdb.connect()
+    connection.execute("SET threads = 2")
+    t0 = time.perf_counter()
+    sessions = connection.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
+    duck_s = time.perf_counter() - t0
+    landing = f"{cfg.paths.landing}/clickstream/date={day.isoformat()}"
+    target = f"{cfg.paths.artifacts}/floor_ingest"
+    spark.sparkContext.setJobGroup("floor:ingest", "floor")
+    runs = []
+    for _ in range(5):  # a short measurement: the median of five
+        t0 = time.perf_counter()
+        spark.read.json(landing).write.format("delta").mode("overwrite").save(target)
+        runs.append(time.perf_counter() - t0)
+    ingest_s = statistics.median(runs)
+    return {
+        "ingest_bare_read_write_s": round(ingest_s, 2),
+        "ingest_bare_runs": [round(r, 2) for r in runs],
+        "sessions_duckdb_s": round(duck_s, 3),
+        "sessions_duckdb_rows": int(sessions),
+    }
+
+
+def _table(results: list[dict[str, Any]]) -> str:
+    lines = []
+    head = (
+        f"{'scale':>5} {'step':<22} {'seconds':>8} {'ev/s/core':>10} {'in MB':>8} "
+        f"{'out MB':>8} {'shuffle MB':>10} {'jobs':>5} {'snap':>5} {'merge':>5} {'busy s':>7} "
+        f"{'exch':>5}"
+    )
+    lines.append(head)
+    for res in results:
+        for step, s in res["steps"].items():
+            kinds = s.get("spark_jobs_by_kind", {})
+            lines.append(
+                f"{res['scale']:>4}x {step:<22} {s['seconds']:>8.2f} "
+                f"{s.get('events_per_s_per_core', ''):>10} {s['input_bytes'] / 2**20:>8.2f} "
+                f"{s['output_bytes'] / 2**20:>8.2f} {s['shuffle_bytes'] / 2**20:>10.2f} "
+                f"{s['spark_jobs']:>5} {kinds.get('delta_snapshot_and_skipping', 0):>5} "
+                f"{kinds.get('delta_merge', 0):>5} {s['jobs_busy_s']:>7.2f} {s['exchanges']:>5}"
+            )
+    return "\n".join(lines)
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ratios against the floors and the scaling slope."""
+    base, top = results[0], results[-1]
+    ratio = top["last_day_s"] / base["last_day_s"]
+    per_event = [r["last_day_s"] / max(r["events_last_day"], 1) for r in results]
+    out = {
+        "scales": [r["scale"] for r in results],
+        "last_day_seconds": [r["last_day_s"] for r in results],
+        "seconds_per_1k_events": [round(1000 * p, 4) for p in per_event],
+        "time_ratio_top_vs_1x": round(ratio, 2),
+        "data_ratio_top_vs_1x": round(top["events_last_day"] / base["events_last_day"], 2),
+        "driver_jvm_rss_ratio": round(
+            top["peak_driver_jvm_rss_mb"] / base["peak_driver_jvm_rss_mb"], 3
+        ),
+        "python_rss_ratio": round(top["peak_python_rss_mb"] / base["peak_python_rss_mb"], 3),
+        "driver_heap_after_gc_ratio": round(
+            top["driver_heap_after_gc_mb"] / base["driver_heap_after_gc_mb"], 3
+        ),
+    }
+    f = top["floors"]
+    out["ingest_vs_bare_floor"] = round(
+        top["steps"]["ingest_clickstream"]["seconds"] / f["ingest_bare_read_write_s"], 2
+    )
+    out["ingest_vs_bare_floor_by_scale"] = [
+        round(
+            r["steps"]["ingest_clickstream"]["seconds"] / r["floors"]["ingest_bare_read_write_s"],
+            2,
+        )
+        for r in results
+    ]
+    out["sessions_vs_duckdb"] = round(
+        top["steps"]["build_sessions"]["seconds"] / max(f["sessions_duckdb_s"], 1e-3), 1
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--advisors", type=int, default=400, help="advisors at scale 1")
+    parser.add_argument("--scales", default="1,2,4,8")
+    parser.add_argument("--days", type=int, default=2, help="the last one is measured")
+    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--worker-scale", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-root", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker_scale:
+        return _worker(args)
+    scales = [int(s) for s in args.scales.split(",")]
+    results = []
+    from decisionlake.dev import services
+
+    # The daily pipeline uses S3-compatible APIs (Secrets Manager, SNS, Glue) and the warehouse.
+    work = Path(tempfile.mkdtemp(prefix="bench-services-"))
+    os.environ.update(services.MOTO_ENV)
+    moto = services.MotoServer(work / "moto.log").start()
+    pg = services.EmbeddedPostgres(work / "pg").start()
+    try:
+        provisioned = moto.provision()
+        services.store_warehouse_secret(moto.endpoint, pg.port)
+        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
+        os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
+        results = _run_all(scales, args)
+    finally:
+        pg.stop()
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    _report(results, args)
+    return 0
+
+
+def _run_all(scales: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each scale in its own process: a fresh driver JVM, so memory figures are per scale."""
+    results = []
+    for scale in scales:
+        root = Path(tempfile.mkdtemp(prefix=f"bench-x{scale}-"))
+        try:
+            print(f"scale {scale}x: {args.advisors * scale} advisors, {args.days} day(s) ...",
+                  flush=True)  # fmt: skip
+            result_file = root / "result.json"
+            command = [sys.executable, "-m", "decisionlake.dev.bench.pipeline", "--worker-scale",
+                       str(scale), "--advisors", str(args.advisors), "--days", str(args.days),
+                       "--worker-root", str(root), "--worker-result", str(result_file)]  # fmt: skip
+            subprocess.run(command, check=True)
+            res = json.loads(result_file.read_text())
+            print(f"  {res['events_last_day']:,} events on the last day, last day "
+                  f"{res['last_day_s']}s, peak driver JVM {res['peak_driver_jvm_rss_mb']} MB "
+                  f"(heap after GC {res['driver_heap_after_gc_mb']} MB), "
+                  f"Python {res['peak_python_rss_mb']} MB", flush=True)  # fmt: skip
+            results.append(res)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One scale in this process (started by :func:`_run_all`); writes its figures as JSON."""
+    res = run_scale(args.worker_scale, args.advisors, args.days, Path(args.worker_root))
+    Path(args.worker_result).write_text(json.dumps(res))
+    return 0
+
+
+def _report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print()
+    print(_table(results))
+    figures = summary(results)
+    print()
+    for key, value in figures.items():
+        print(f"{key:<28} {value}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / f"pipeline-{stamp}.json").write_text(
+        json.dumps({"summary": figures, "runs": results}, indent=1)
+    )
+    with (out / f"pipeline-{stamp}.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["scale", "step", "seconds", "events_per_s_per_core", "input_bytes",
+                         "output_bytes", "shuffle_bytes", "spark_jobs", "exchanges"])  # fmt: skip
+        for res in results:
+            for step, s in res["steps"].items():
+                writer.writerow([res["scale"], step, s["seconds"], s.get("events_per_s_per_core"),
+                                 s["input_bytes"], s["output_bytes"], s["shuffle_bytes"],
+                                 s["spark_jobs"], s["exchanges"]])  # fmt: skip
+    print(f"\nwritten: {out}/pipeline-{stamp}.json and .csv")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Operations: the pipeline runner, orchestration, release, reports, erasure."""

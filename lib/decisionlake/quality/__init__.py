@@ -1,0 +1,1 @@
+"""Data quality: expectations on tables and drift between samples."""

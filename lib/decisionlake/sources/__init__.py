@@ -1,0 +1,1 @@
+"""Raw -> bronze rules and validators of the CRM and trade sources."""

@@ -1,0 +1,91 @@
+"""CRM advisors dimension: raw snapshot lines -> bronze (restricted, PII) -> silver (no PII)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from decisionlake.config import AppConfig
+from decisionlake.core.privacy import hmac_sha256
+from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
+
+CORRUPT_COLUMN = "_corrupt_record"
+ATTRIBUTES = ("firm", "branch", "channel", "region", "aum_band")
+PII = ("first_name", "last_name", "email", "phone")
+RAW_SCHEMA = T.StructType(
+    [T.StructField("advisor_id", T.StringType())]
+    + [T.StructField(n, T.StringType()) for n in (*PII, *ATTRIBUTES, "created_at")]
+    + [T.StructField(CORRUPT_COLUMN, T.StringType())]
+)
+BRONZE_SCHEMA = T.StructType(
+    [T.StructField("advisor_id", T.StringType(), False)]
+    + [T.StructField(n, T.StringType()) for n in (*PII, *ATTRIBUTES)]
+    + [
+        T.StructField("created_at", T.DateType()),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("ingest_date", T.DateType(), False),
+        T.StructField("ingested_at", T.TimestampType(), False),
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+COMPARED_COLUMNS = ("first_name", "last_name", "email", "phone", *ATTRIBUTES, "created_at")
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def normalized_email_sha256(email: Column) -> Column:
+    """SHA-256 of the trimmed, lower-cased address: the join key for web form submits."""
+    return F.sha2(F.lower(F.trim(email)), 256)
+
+
+def validate_advisors(raw: DataFrame, *, ingest_date: date, cfg: AppConfig) -> DataFrame:
+    """Parse advisor lines; reason codes for missing ids and malformed emails."""
+    del ingest_date
+    p = F.col("_p")
+    rules = line_rules(
+        F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=cfg.ingest.clickstream.max_line_bytes
+    )
+    rules += [
+        (p["advisor_id"].isNull() | (F.trim(p["advisor_id"]) == ""), "MISSING_ADVISOR_ID"),
+        (p["email"].isNotNull() & ~p["email"].rlike(_EMAIL), "BAD_EMAIL"),
+    ]
+    return (
+        parse_json_lines(raw, RAW_SCHEMA, CORRUPT_COLUMN)
+        .withColumn("reason", first_failing(rules))
+        .withColumn("_key", F.when(F.col("reason").isNull(), F.trim(p["advisor_id"])))
+    )
+
+
+def to_bronze_advisors(
+    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
+) -> DataFrame:
+    """Valid advisor rows, PII included (bronze is restricted)."""
+    p = F.col("_p")
+    columns = {
+        "advisor_id": F.col("_key"),
+        "created_at": F.try_to_date(p["created_at"]),
+        "source_file": F.col("source_file"),
+        "ingest_date": F.lit(ingest_date),
+        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
+        "run_id": F.lit(run_id),
+    }
+    return validated.where(F.col("reason").isNull()).select(
+        *[columns.get(f.name, p[f.name]).cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA]
+    )
+
+
+def to_silver_advisors(bronze: DataFrame, *, key: bytes) -> DataFrame:
+    """The analyst-facing dimension: attributes and a keyed e-mail token, no identifiers.
+
+    ``email_token`` is HMAC(key, sha256(e-mail)): web form submits carry the SHA-256 the
+    site computes, and get the same token in silver.events, so identity joins still work.
+    """
+    return bronze.select(
+        "advisor_id",
+        *ATTRIBUTES,
+        "created_at",
+        hmac_sha256(normalized_email_sha256(F.col("email")), key).alias("email_token"),
+        F.col("ingest_date").alias("updated_on"),
+    )
