@@ -16,6 +16,7 @@ from decisionlake.clickstream.contract import (
     REQUIRED_FIELDS,
 )
 from decisionlake.config import AppConfig, ClickstreamIngestConfig
+from decisionlake.core.columns import project
 from decisionlake.io.ingest import first_failing, line_rules
 
 
@@ -130,6 +131,4 @@ def to_bronze_events(
         "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
         "run_id": F.lit(run_id),
     }
-    return validated.where(F.col("reason").isNull()).select(
-        *[columns[f.name].cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA.fields]
-    )
+    return project(validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)

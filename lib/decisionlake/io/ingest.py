@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
+from decisionlake.core.columns import project
 from decisionlake.core.runtime import JobContext
 from decisionlake.io import lake
 
@@ -169,9 +170,7 @@ def to_quarantine(
         "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
         "run_id": F.lit(run_id),
     }
-    return validated.where(F.col("reason").isNotNull()).select(
-        *[columns[f.name].cast(f.dataType).alias(f.name) for f in QUARANTINE_SCHEMA.fields]
-    )
+    return project(validated.where(F.col("reason").isNotNull()), QUARANTINE_SCHEMA, columns)
 
 
 def line_rules(

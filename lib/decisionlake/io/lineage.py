@@ -14,6 +14,7 @@ from typing import Any
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from decisionlake.core.columns import project
 from decisionlake.core.runtime import JobContext
 from decisionlake.io import lake
 
@@ -53,7 +54,7 @@ def record_run(
     ).withColumn("recorded_at", F.current_timestamp())  # fmt: skip
     lake.merge_insert_new(
         ctx.spark,
-        row.select(*[F.col(f.name).cast(f.dataType) for f in RUNS_SCHEMA]),
+        project(row, RUNS_SCHEMA),
         ctx.cfg.table_uri("ops.runs"),
         keys=["run_id"],
         schema=RUNS_SCHEMA,

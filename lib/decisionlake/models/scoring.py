@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from decisionlake.core.columns import project
 from decisionlake.models import evaluate as ev
 from decisionlake.models.explain import (
     REASON_TYPE,
@@ -71,9 +72,7 @@ def to_scores(
         "run_id": F.lit(run_id),
         "scored_at": F.current_timestamp(),
     }
-    return with_contributions(predictions, explainer).select(
-        *[columns[f.name].cast(f.dataType).alias(f.name) for f in SCORES_SCHEMA]
-    )
+    return project(with_contributions(predictions, explainer), SCORES_SCHEMA, columns)
 
 
 def score(

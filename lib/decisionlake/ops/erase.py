@@ -33,6 +33,7 @@ from pyspark.sql import types as T
 from decisionlake.clickstream.adapters import discover
 from decisionlake.config import AppConfig, ConfigError, load_config
 from decisionlake.core.aws import pseudonymisation_key
+from decisionlake.core.columns import project
 from decisionlake.core.logs import JobLogger
 from decisionlake.io import lake
 
@@ -195,7 +196,7 @@ def record_erasure(
     ).withColumn("recorded_at", F.current_timestamp())
     lake.merge_insert_new(
         spark,
-        rows.select(*[F.col(f.name).cast(f.dataType) for f in ERASURES_SCHEMA]),
+        project(rows, ERASURES_SCHEMA),
         cfg.table_uri("ops.erasures"),
         keys=["request_token", "table"],
         schema=ERASURES_SCHEMA,

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig
+from decisionlake.core.columns import project
 from decisionlake.core.privacy import hmac_sha256
 from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
 
@@ -71,8 +72,8 @@ def to_bronze_advisors(
         "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
         "run_id": F.lit(run_id),
     }
-    return validated.where(F.col("reason").isNull()).select(
-        *[columns.get(f.name, p[f.name]).cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA]
+    return project(
+        validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns, otherwise=lambda n: p[n]
     )
 
 

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig
+from decisionlake.core.columns import project
 from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
 
 CORRUPT_COLUMN = "_corrupt_record"
@@ -100,6 +101,4 @@ def to_bronze_trades(
         "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
         "run_id": F.lit(run_id),
     }
-    return validated.where(F.col("reason").isNull()).select(
-        *[columns[f.name].cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA]
-    )
+    return project(validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)

@@ -12,6 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from decisionlake.core.columns import project
 from decisionlake.io.ingest import dedupe_on, first_failing, line_rules, parse_json_lines
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
@@ -185,9 +186,7 @@ def to_bronze_notes(
         "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
         "run_id": F.lit(run_id),
     }
-    return candidates.where(F.col("reason").isNull()).select(
-        *[columns.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in BRONZE_SCHEMA]
-    )
+    return project(candidates.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)
 
 
 def notes_to_retry(bronze: DataFrame, silver: DataFrame, *, since: date) -> DataFrame:

@@ -20,6 +20,8 @@ from types import ModuleType
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import types as T
 
+from decisionlake.core.columns import project
+
 _S = T.StringType()
 
 CANONICAL_SCHEMA = T.StructType(
@@ -93,9 +95,4 @@ def select_canonical(df: DataFrame, columns: dict[str, Column]) -> DataFrame:
     unknown = set(columns) - set(CANONICAL_SCHEMA.fieldNames())
     if unknown:
         raise ValueError(f"not canonical columns: {sorted(unknown)}")
-    return df.select(
-        *[
-            columns.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name)
-            for f in CANONICAL_SCHEMA.fields
-        ]
-    )
+    return project(df, CANONICAL_SCHEMA, columns, otherwise=lambda _name: F.lit(None))

@@ -26,6 +26,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from decisionlake.core.columns import project
+
 
 def score_rows(spark: SparkSession, rows: int, *, day: date) -> DataFrame:
     """``rows`` rows shaped like gold.scores, built on the executors."""
@@ -52,7 +54,7 @@ def score_rows(spark: SparkSession, rows: int, *, day: date) -> DataFrame:
         "scored_at": F.current_timestamp(),
     }
     base = spark.range(rows)
-    return base.select(*[columns[f.name].cast(f.dataType).alias(f.name) for f in SCORES_SCHEMA])
+    return project(base, SCORES_SCHEMA, columns)
 
 
 def main(argv: list[str] | None = None) -> int:
