@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from datetime import date
@@ -104,14 +103,14 @@ HISTORY_DAYS = 6
 PIPELINE_PARALLELISM = 2  # as `pipeline run` and the demo: independent steps side by side
 
 
-def job_summary(stderr: str, job: str) -> dict[str, Any]:
-    """The summary of the last ``job_succeeded`` record of ``job`` in a captured JSON log."""
-    for line in reversed(stderr.splitlines()):
-        if line.startswith("{"):
-            record = json.loads(line)
-            if record["event"] == "job_succeeded" and record["job"] == job:
-                return record["summary"]
-    raise AssertionError(f"no summary for {job} in:\n{stderr[-3000:]}")
+def run_ok(job: Any, argv: list[str]) -> dict[str, Any]:
+    """Run a job module in process as its ``main`` would; its summary (the job runner's return
+    value, not its log), or a failure with the job's one-line reason."""
+    from decisionlake.core.runtime import run_module
+
+    code, reason, summary = run_module(job, argv)
+    assert code == 0, reason
+    return summary
 
 
 def lake_args(cfg: AppConfig) -> list[str]:

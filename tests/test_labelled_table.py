@@ -20,7 +20,7 @@ from decisionlake.io.lake import read_delta
 from decisionlake.jobs import score, train_models
 from decisionlake.models.training import with_column_label, with_row_split
 
-from .conftest import REPO, job_summary
+from .conftest import REPO, run_ok
 
 DAY = date(2026, 11, 24)
 FEATURES = [
@@ -64,9 +64,7 @@ def _spec(table: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_a_labelled_table_trains_from_a_spec_alone(
-    spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_a_labelled_table_trains_from_a_spec_alone(spark: SparkSession, tmp_path: Path) -> None:
     table = _write_table(tmp_path)
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf)
@@ -76,8 +74,7 @@ def test_a_labelled_table_trains_from_a_spec_alone(
             "--set", f"paths.lake={tmp_path / 'lake'}",
             "--set", f"paths.artifacts={tmp_path / 'artifacts'}",
             "--set", f"services.mlflow_tracking_uri=sqlite:///{tmp_path}/mlflow.db"]  # fmt: skip
-    assert train_models.main(args) == 0
-    trained = job_summary(capfd.readouterr().err, "train_models")["models"]["breast_cancer"]
+    trained = run_ok(train_models, args)["models"]["breast_cancer"]
     assert trained["role"] == "champion", trained["decision"]
     assert trained["train_dates"] == [] and trained["test_dates"] == []
     assert trained["inputs"][str(table)]["format"] == "csv"  # what was read is recorded
@@ -113,9 +110,7 @@ def test_a_labelled_table_trains_from_a_spec_alone(
           f"scikit-learn HistGradientBoosting {sk_auc:.4f}")  # fmt: skip
     assert mllib_auc >= sk_auc - 0.02, (mllib_auc, sk_auc)
 
-    code = score.main(args)
-    assert code == 0, capfd.readouterr().err.splitlines()[-1]
-    scored = job_summary(capfd.readouterr().err, "score")["models"]["breast_cancer"]
+    scored = run_ok(score, args)["models"]["breast_cancer"]
     assert scored["rows"] == len(split)  # the whole table is scored
     scores = read_delta(spark, str(tmp_path / "lake" / "gold" / "scores"))
     assert scores.where(F.col("score").between(0, 1)).count() == len(split)

@@ -20,7 +20,7 @@ from decisionlake.models.sources import TrainingDataError, selected_models
 from decisionlake.models.train import fit_supervised
 from decisionlake.models.training import time_split, with_labels
 
-from .conftest import HISTORY_END, job_summary
+from .conftest import HISTORY_END, run_ok
 
 D = date(2026, 11, 10)
 
@@ -182,12 +182,9 @@ def test_unknown_feature_columns_are_named_before_any_work(spark: SparkSession) 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_models_train_register_and_score(
-    spark: SparkSession, history: dict[str, Any], capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_models_train_register_and_score(spark: SparkSession, history: dict[str, Any]) -> None:
     cfg = history["cfg"]
-    assert train_models.main(_job_args(history, HISTORY_END)) == 0
-    first = job_summary(capfd.readouterr().err, "train_models")["models"]
+    first = run_ok(train_models, _job_args(history, HISTORY_END))["models"]
     propensity = first["advisor_propensity"]
     m = propensity["metrics"]
     # The planted signal is found, and it is more than recency.
@@ -226,8 +223,7 @@ def test_models_train_register_and_score(
     # beat the champion by the margin.
     one = "models.advisor_propensity.candidates=[{estimator: logistic_regression}]"
     again = _job_args(history, HISTORY_END, "--model", "advisor_propensity", "--set", one)
-    assert train_models.main(again) == 0
-    second = job_summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    second = run_ok(train_models, again)["models"]["advisor_propensity"]
     assert not second["promoted"] and "does not beat champion v1" in second["decision"]
     assert second["role"] == "challenger"
     assert str(client.get_model_version_by_alias("advisor_propensity", "challenger").version) == "2"
@@ -235,8 +231,7 @@ def test_models_train_register_and_score(
 
     # Scoring: every champion scores the day; a rerun replaces, never duplicates.
     for _ in range(2):
-        assert score.main(_job_args(history, HISTORY_END)) == 0
-    summary = job_summary(capfd.readouterr().err, "score")
+        summary = run_ok(score, _job_args(history, HISTORY_END))
     scores = read_delta(spark, cfg.table_uri("gold.scores")).where(
         F.col("as_of_date") == F.lit(HISTORY_END)
     )
@@ -260,8 +255,7 @@ def test_models_train_register_and_score(
     # without the control group; uplift waits for matured outcomes.
     from decisionlake.jobs import build_call_list, export_call_list
 
-    assert build_call_list.main(_job_args(history, HISTORY_END)) == 0
-    listed = job_summary(capfd.readouterr().err, "build_call_list")
+    listed = run_ok(build_call_list, _job_args(history, HISTORY_END))
     assert listed["targeted"] == cfg.call_list.size == listed["contact"] + listed["holdout"]
     assert 0 < listed["holdout"] < listed["contact"]
     # The top contact is the best-ranked advisor not held out (the key of the control group
@@ -270,8 +264,7 @@ def test_models_train_register_and_score(
     assert 1 <= ranks[0] <= 1 + listed["holdout"] and ranks == sorted(ranks)
     assert listed["top"][0]["reasons"]
     assert listed["uplift"]["conclusion"].startswith("too few matured outcomes")
-    assert export_call_list.main(_job_args(history, HISTORY_END)) == 0
-    exported = job_summary(capfd.readouterr().err, "export_call_list")
+    exported = run_ok(export_call_list, _job_args(history, HISTORY_END))
     assert exported["exported"] == listed["contact"]  # held-out advisors stay out
 
     # Lineage: every score row's run id has a run record with the input table versions.
@@ -325,7 +318,6 @@ def test_rejected_and_shadow_versions_and_a_champion_without_checks(
     spark: SparkSession,
     history: dict[str, Any],
     tmp_path: Any,
-    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """Own MLflow store and scores table: the history's registry is left to the test above."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -338,8 +330,9 @@ def test_rejected_and_shadow_versions_and_a_champion_without_checks(
     unbeatable = ["--set", "models.advisor_propensity.promotion.baseline_margin=0.5"]
 
     # A version that cannot beat its baseline by the margin is rejected and never scored.
-    assert train_models.main(_job_args(history, HISTORY_END, *own, *unbeatable)) == 0
-    trained = job_summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    trained = run_ok(train_models, _job_args(history, HISTORY_END, *own, *unbeatable))["models"][
+        "advisor_propensity"
+    ]
     assert trained["role"] == "rejected" and not trained["promoted"]
     assert "beats_baseline" in trained["decision"]
     cfg = load_config("test", overrides={"services.mlflow_tracking_uri": uri})
@@ -350,26 +343,24 @@ def test_rejected_and_shadow_versions_and_a_champion_without_checks(
     assert v1.tags["check.beats_baseline"].startswith("FAIL: areaUnderROC")
     assert str(client.get_model_version_by_alias("advisor_propensity", "rejected").version) == "1"
     assert registry.current_champion(cfg, "advisor_propensity") is None
-    assert score.main(_job_args(history, HISTORY_END, *own)) == 0
-    scored = job_summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    scored = run_ok(score, _job_args(history, HISTORY_END, *own))["models"]["advisor_propensity"]
     assert scored == {"skipped": "no champion registered yet"}
 
     # Shadow mode: the same failing check is recorded but does not block.
     shadow = ["--set", "models.advisor_propensity.promotion.mode=shadow"]
-    assert train_models.main(_job_args(history, HISTORY_END, *own, *unbeatable, *shadow)) == 0
-    trained = job_summary(capfd.readouterr().err, "train_models")["models"]["advisor_propensity"]
+    trained = run_ok(train_models, _job_args(history, HISTORY_END, *own, *unbeatable, *shadow))[
+        "models"
+    ]["advisor_propensity"]
     assert trained["role"] == "champion" and "shadow mode: beats_baseline" in trained["decision"]
     v2 = client.get_model_version("advisor_propensity", "2")
     assert v2.tags["checks_passed"] == "false" and v2.tags["promotion_mode"] == "shadow"
-    assert score.main(_job_args(history, HISTORY_END, *own)) == 0
-    scored = job_summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    scored = run_ok(score, _job_args(history, HISTORY_END, *own))["models"]["advisor_propensity"]
     assert scored["model_version"] == "2" and scored["rows"] > 0
 
     # A champion registered before the checks existed (no check tags) is refused by score.
     for key in ("checks_passed", "promotion_mode"):
         client.delete_model_version_tag("advisor_propensity", "2", key)
-    assert score.main(_job_args(history, HISTORY_END, *own)) == 0
-    scored = job_summary(capfd.readouterr().err, "score")["models"]["advisor_propensity"]
+    scored = run_ok(score, _job_args(history, HISTORY_END, *own))["models"]["advisor_propensity"]
     assert "no promotion checks recorded" in scored["refused"]
 
 

@@ -29,7 +29,7 @@ from decisionlake.jobs import (
 from decisionlake.text import models
 from decisionlake.text.features import score_notes
 
-from .conftest import REAL_DATA, job_summary, make_config
+from .conftest import REAL_DATA, make_config, run_ok
 
 pytestmark = pytest.mark.integration
 END = date(2026, 11, 24)
@@ -60,9 +60,7 @@ def text_lake(
     return {"cfg": cfg, "manifest": manifest, "root": root}
 
 
-def test_text_ingest_accounts_for_every_line_and_file(
-    spark: SparkSession, text_lake: dict, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_text_ingest_accounts_for_every_line_and_file(spark: SparkSession, text_lake: dict) -> None:
     cfg, root = text_lake["cfg"], text_lake["root"]
     assert ingest_crm.main(_args(cfg, END)) == 0
     landing = Path(cfg.paths.landing)
@@ -77,14 +75,12 @@ def test_text_ingest_accounts_for_every_line_and_file(
             for f in json.loads(next((landing / "_manifests").glob("*.json")).read_text())["files"]
             if f["kind"] == "crm_notes" and f["date"] == day.isoformat()
         )
-        assert ingest_text.main(_args(cfg, day)) == 0
-        summary = job_summary(capfd.readouterr().err, "ingest_text")
+        summary = run_ok(ingest_text, _args(cfg, day))
         assert summary["rows_in"] == lines + files > 0
         assert summary["quarantined"] == damaged
         assert summary["accepted"] + summary["quarantined"] == summary["rows_in"]
         # A rerun of the day adds and changes nothing.
-        assert ingest_text.main(_args(cfg, day)) == 0
-        again = job_summary(capfd.readouterr().err, "ingest_text")
+        again = run_ok(ingest_text, _args(cfg, day))
         assert (again["inserted"], again["updated"], again["silver_inserted"]) == (0, 0, 0)
     bronze = read_delta(spark, cfg.table_uri("bronze.crm_notes"))
     silver = read_delta(spark, cfg.table_uri("silver.crm_notes"))
@@ -155,18 +151,14 @@ def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> Non
     assert_df_equality(first, stored, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_model_is_reused_unless_a_refit_is_asked(
-    spark: SparkSession, text_lake: dict, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_model_is_reused_unless_a_refit_is_asked(spark: SparkSession, text_lake: dict) -> None:
     cfg = text_lake["cfg"]
     if models.find_version(cfg) is None:
         assert build_text_features.main(_args(cfg, END)) == 0
     current = models.find_version(cfg).version
-    assert build_text_features.main(_args(cfg, END)) == 0
-    again = job_summary(capfd.readouterr().err, "build_text_features")
+    again = run_ok(build_text_features, _args(cfg, END))
     assert (again["refit"], again["model_version"], again["notes_scored"]) == (False, current, 0)
-    assert build_text_features.main(_args(cfg, END, "--set", "text.refit=true")) == 0
-    refit = job_summary(capfd.readouterr().err, "build_text_features")
+    refit = run_ok(build_text_features, _args(cfg, END, "--set", "text.refit=true"))
     notes = read_delta(spark, cfg.table_uri("silver.crm_notes")).count()
     assert refit["refit"] and refit["model_version"] != current
     assert refit["notes_scored"] == notes  # every note rescored with the new version
@@ -175,9 +167,7 @@ def test_model_is_reused_unless_a_refit_is_asked(
     assert topics.select("model_version").distinct().count() == 2  # both versions readable
 
 
-def test_real_cfpb_narratives_through_the_text_path(
-    spark: SparkSession, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_real_cfpb_narratives_through_the_text_path(spark: SparkSession, tmp_path: Path) -> None:
     cfg = make_config(
         "test", tmp_path, **{"services.mlflow_tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}
     )
@@ -197,12 +187,10 @@ def test_real_cfpb_narratives_through_the_text_path(
     crm_dir.mkdir(parents=True)
     (crm_dir / "one.json").write_text(json.dumps({"advisor_id": "CONSUMER"}) + "\n")
     assert ingest_crm.main(_args(cfg, day)) == 0
-    assert ingest_text.main(_args(cfg, day)) == 0
-    summary = job_summary(capfd.readouterr().err, "ingest_text")
+    summary = run_ok(ingest_text, _args(cfg, day))
     assert summary["rows_in"] == summary["accepted"] == len(narratives)  # nothing lost
     args = _args(cfg, day, "--set", "text.lda_topics=5", "--set", "text.min_doc_freq=3")
-    assert build_text_features.main(args) == 0
-    topics = job_summary(capfd.readouterr().err, "build_text_features")["topics"]
+    topics = run_ok(build_text_features, args)["topics"]
     print("\nCFPB topics:\n" + "\n".join(f"  {k}: {', '.join(v)}" for k, v in topics.items()))
     vocabulary = models.load(models.find_version(cfg)).stages[-3].vocabulary
     assert not [t for t in vocabulary if re.search(r"(^|\s)x{2,}(\s|$)", t)]  # masks are no words

@@ -132,6 +132,13 @@ def execute(
     return EXIT_OK, "", summary
 
 
+def run_module(module: Any, argv: Sequence[str]) -> tuple[int, str, dict[str, Any]]:
+    """Run a job module (``NAME``, ``run`` and an optional ``parser()``) in this process, as
+    its ``main`` does; returns (exit code, one-line reason if it failed, summary)."""
+    parser = module.parser() if hasattr(module, "parser") else None
+    return execute(module.NAME, argv, module.run, parser=parser)
+
+
 _SERVICE_ERRORS = {
     "NoCredentialsError": "no AWS credentials",
     "EndpointConnectionError": "the AWS endpoint does not answer",

@@ -202,12 +202,11 @@ def spark_submit_executor(env: str) -> Executor:
 
 def in_process_executor(env: str) -> Executor:
     """Run each step's job in this process (one Spark session for all steps)."""
-    from decisionlake.core.runtime import execute
+    from decisionlake.core.runtime import run_module
 
     def run(step: Step, run_date: date, settings: Sequence[str]) -> tuple[int, str, dict[str, Any]]:
         module = importlib.import_module(JOBS[step.job])
-        parser = module.parser() if hasattr(module, "parser") else None
-        return execute(step.job, job_argv(step, run_date, env, settings), module.run, parser=parser)
+        return run_module(module, job_argv(step, run_date, env, settings))
 
     return run
 
