@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -85,7 +84,7 @@ def _quarantine(
             )
             lake.replace_slice(rows, target, predicate=predicate, schema=QUARANTINE_SCHEMA,
                                partition_by=["run_date"])  # fmt: skip
-            DeltaTable.forPath(spark, uri).delete(scope & condition)
+            lake.delete_rows(spark, uri, scope & condition)
             moved[name] = result.rows_failed
     return moved
 
