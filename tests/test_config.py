@@ -186,24 +186,3 @@ def test_a_missing_service_says_which_command_starts_it(spark) -> None:
     assert code == 1
     assert "Unable to locate credentials" in reason
     assert "decisionlake services start" in reason and "source .run/services.env" in reason
-
-
-def test_project_casts_names_and_orders_onto_a_schema(spark) -> None:
-    import pytest
-    from pyspark.errors import AnalysisException
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    from decisionlake.core.columns import project
-
-    schema = T.StructType(
-        [T.StructField("b", T.LongType()), T.StructField("a", T.StringType()),
-         T.StructField("c", T.DateType())]
-    )  # fmt: skip
-    df = spark.createDataFrame([("1", 2)], "a string, x int")
-    out = project(df, schema, {"b": F.col("x") * 10}, otherwise=lambda _n: F.lit(None))
-    assert out.schema == schema and out.first().asDict() == {"b": 20, "a": None, "c": None}
-    # Without a fallback a field comes from the frame itself, so a missing one is named.
-    assert project(df, T.StructType([schema["a"]])).first().asDict() == {"a": "1"}
-    with pytest.raises(AnalysisException, match="`c`"):
-        project(df, schema, {"b": F.col("x")})

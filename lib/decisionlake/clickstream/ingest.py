@@ -16,7 +16,7 @@ from decisionlake.clickstream.contract import (
     REQUIRED_FIELDS,
 )
 from decisionlake.config import AppConfig, ClickstreamIngestConfig
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 from decisionlake.io.ingest import first_failing, line_rules
 
 

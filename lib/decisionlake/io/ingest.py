@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 from decisionlake.core.runtime import JobContext
 from decisionlake.io import lake
 

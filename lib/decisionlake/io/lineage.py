@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 from decisionlake.core.runtime import JobContext
 from decisionlake.io import lake
 

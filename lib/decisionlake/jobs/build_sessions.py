@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import reduce
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -24,13 +22,14 @@ from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
 from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
 from decisionlake.core.aws import pseudonymisation_key
+from decisionlake.core.frames import RunWindow, cached
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.io import lake
 
 NAME = "build_sessions"
 
 
-def read_canonical_events(ctx: JobContext, first_day: str, last_day: str) -> DataFrame | None:
+def read_canonical_events(ctx: JobContext, window: RunWindow) -> DataFrame | None:
     """Canonical events of every adapter whose bronze table exists, for a date range."""
     frames = []
     for adapter in discover():
@@ -38,118 +37,109 @@ def read_canonical_events(ctx: JobContext, first_day: str, last_day: str) -> Dat
         if not lake.delta_table_exists(ctx.spark, uri):
             ctx.log.event("source_skipped", source=adapter.source, reason=f"no table at {uri}")
             continue
-        bronze = lake.read_delta(ctx.spark, uri).where(
-            F.col("event_date").between(first_day, last_day)
-        )
+        bronze = lake.read_delta(ctx.spark, uri).where(window.contains("event_date"))
         frames.append(adapter.to_canonical(bronze))
     return reduce(DataFrame.unionByName, frames) if frames else None
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    """Rebuild the silver clickstream tables for the run's window."""
-    cfg, log = ctx.cfg, ctx.log
-    cs = cfg.clickstream
-    window_start = ctx.run_date - timedelta(days=cs.lookback_days)
-    context_start = window_start - timedelta(days=1)
-    first, last = window_start.isoformat(), ctx.run_date.isoformat()
-    in_window = F.col("event_date").between(first, last)
+def classified_events(ctx: JobContext, window: RunWindow) -> DataFrame:
+    """The window's events, enriched and with their bot verdicts, plus one context day each
+    side: a session started the day before may run into the window, and one started on the
+    run date may run past midnight (a rerun of an old date must not cut it short)."""
+    cs = ctx.cfg.clickstream
+    canonical = read_canonical_events(ctx, window.widened(before=1, after=1))
+    if canonical is None:
+        raise RuntimeError("no bronze event table exists yet: run the ingest jobs first")
+    return canonical.transform(
+        enrich_events,
+        referrer_rules=cs.referrers,
+        crawler_pattern=cs.bots.crawler_pattern,
+        pseudonym_key=pseudonymisation_key(ctx.cfg),
+    ).transform(
+        classify_bots,
+        rules=cs.bots,
+        timeout_minutes=cs.session_timeout_minutes,
+        ping_sources=[a.source for a in discover() if a.page_pings],
+    )
 
-    # Counted as written (the commits' row counts), not by a pass of their own.
-    with log.stage("read_enrich_classify", window=[first, last]):
-        # One day past the window too: a session started on the run date may run past
-        # midnight, and a rerun of an old date must not cut it short.
-        after = (ctx.run_date + timedelta(days=1)).isoformat()
-        canonical = read_canonical_events(ctx, context_start.isoformat(), after)
-        if canonical is None:
-            raise RuntimeError("no bronze event table exists yet: run the ingest jobs first")
-        events = (
-            canonical.transform(
-                enrich_events,
-                referrer_rules=cs.referrers,
-                crawler_pattern=cs.bots.crawler_pattern,
-                pseudonym_key=pseudonymisation_key(cfg),
-            )
-            .transform(
-                classify_bots,
-                rules=cs.bots,
-                timeout_minutes=cs.session_timeout_minutes,
-                ping_sources=[a.source for a in discover() if a.page_pings],
-            )
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-    window_predicate = f"event_date >= '{first}' AND event_date <= '{last}'"
-    results: dict[str, Any] = {}
-    with log.stage("write_events") as st:
-        humans = events.where(F.col("bot_rule").isNull()).drop("bot_rule")
-        # Independent tables: written side by side (see lake.run_concurrently).
-        results["silver.events"], results["silver.bot_events"] = lake.run_concurrently(
-            ctx.spark,
-            lambda: lake.replace_slice(
-                humans.where(in_window),
-                cfg.table_uri("silver.events"),
-                predicate=window_predicate,
-                partition_by=["event_date"],
-            ),
-            lambda: lake.replace_slice(
-                events.where(F.col("bot_rule").isNotNull() & in_window),
-                cfg.table_uri("silver.bot_events"),
-                predicate=window_predicate,
-                partition_by=["event_date"],
-            ),
-        )
-        st.add(
-            events_written=results["silver.events"].get("numOutputRows", 0),
-            bot_events_written=results["silver.bot_events"].get("numOutputRows", 0),
-        )
 
-    with log.stage("sessionize") as st:
-        sessionized = humans.transform(
-            assign_sessions, timeout_minutes=cs.session_timeout_minutes
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+def write_events(ctx: JobContext, events: DataFrame, window: RunWindow) -> dict[str, Any]:
+    """Replace the window's human and bot events (independent tables, written side by side)."""
+    bots = F.col("bot_rule").isNotNull()
+    in_window = window.contains("event_date")
+
+    def replace(rows: DataFrame, table: str) -> Any:
+        return lambda: lake.replace_slice(
+            rows.where(in_window), ctx.cfg.table_uri(table),
+            predicate=window.predicate("event_date"), partition_by=["event_date"],
+        )  # fmt: skip
+
+    written = lake.run_concurrently(
+        ctx.spark,
+        replace(events.where(~bots).drop("bot_rule"), "silver.events"),
+        replace(events.where(bots), "silver.bot_events"),
+    )
+    return dict(zip(("silver.events", "silver.bot_events"), written, strict=True))
+
+
+def merge_sessions(ctx: JobContext, humans: DataFrame, window: RunWindow) -> dict[str, Any]:
+    """Sessions and page views of the window, merged so only what late data changed is
+    rewritten; sessions belong to the date they start on."""
+    cs = ctx.cfg.clickstream
+    sessionized = humans.transform(assign_sessions, timeout_minutes=cs.session_timeout_minutes)
+    with cached(sessionized) as sessionized:
         page_views = build_page_views(
             sessionized,
             heartbeat_seconds=cs.heartbeat_seconds,
             min_visit_seconds=cs.min_visit_seconds,
         )
-        sessions = build_sessions(sessionized, page_views)
-        session_window = f"t.session_date >= '{first}' AND t.session_date <= '{last}'"
-        keep = F.col("session_date").between(first, last)
-        results["silver.sessions"], results["silver.page_views"] = lake.run_concurrently(
-            ctx.spark,
-            lambda: lake.merge_window(
-                sessions.where(keep),
-                cfg.table_uri("silver.sessions"),
-                key="session_id",
-                window=session_window,
-                partition_by=["session_date"],
-                compare_columns=[c for c in sessions.columns if c != "session_id"],
-            ),
-            lambda: lake.merge_window(
-                page_views.where(keep),
-                cfg.table_uri("silver.page_views"),
-                key="page_view_id",
-                window=session_window,
-                partition_by=["session_date"],
-                compare_columns=[c for c in page_views.columns if c != "page_view_id"],
-            ),
-        )
-        for table in ("silver.sessions", "silver.page_views"):
-            m = results[table]
+        tables = {
+            "silver.sessions": (build_sessions(sessionized, page_views), "session_id"),
+            "silver.page_views": (page_views, "page_view_id"),
+        }
+
+        def merge(table: str) -> Any:
+            rows, key = tables[table]
+            return lambda: lake.merge_window(
+                rows.where(window.contains("session_date")), ctx.cfg.table_uri(table), key=key,
+                window=window.predicate("t.session_date"), partition_by=["session_date"],
+                compare_columns=[c for c in rows.columns if c != key],
+            )  # fmt: skip
+
+        merged = lake.run_concurrently(ctx.spark, *(merge(t) for t in tables))
+    return dict(zip(tables, merged, strict=True))
+
+
+def run(ctx: JobContext) -> dict[str, Any]:
+    """Rebuild the silver clickstream tables for the run's window."""
+    log = ctx.log
+    window = RunWindow.ending(ctx.run_date, lookback_days=ctx.cfg.clickstream.lookback_days)
+    results: dict[str, Any] = {}
+    # Counted as written (the commits' row counts), not by a pass of their own.
+    with log.stage("read_enrich_classify", window=window.bounds()):
+        events = classified_events(ctx, window)
+    with cached(events) as events:
+        with log.stage("write_events") as st:
+            results.update(write_events(ctx, events, window))
             st.add(
-                **{
-                    f"{table.split('.')[1]}_{k}": m.get(f"numTargetRows{k.title()}", 0)
-                    for k in ("inserted", "updated", "deleted")
-                }
+                events_written=results["silver.events"].get("numOutputRows", 0),
+                bot_events_written=results["silver.bot_events"].get("numOutputRows", 0),
             )
-    sessionized.unpersist()
-    events.unpersist()
+        with log.stage("sessionize") as st:
+            humans = events.where(F.col("bot_rule").isNull()).drop("bot_rule")
+            results.update(merge_sessions(ctx, humans, window))
+            for table in ("silver.sessions", "silver.page_views"):
+                st.add(**{
+                    f"{table.split('.')[1]}_{k}": results[table].get(f"numTargetRows{k.title()}", 0)
+                    for k in ("inserted", "updated", "deleted")
+                })  # fmt: skip
     return {
-        "run_date": last,
-        "window": [first, last],
+        "run_date": ctx.run_date.isoformat(),
+        "window": window.bounds(),
         "events_in_window": results["silver.events"].get("numOutputRows", 0),
         "bot_events_in_window": results["silver.bot_events"].get("numOutputRows", 0),
         "writes": results,
-        "tables": {name: cfg.table_uri(name) for name in results},
+        "tables": {name: ctx.cfg.table_uri(name) for name in results},
     }
 
 

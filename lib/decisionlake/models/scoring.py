@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 from decisionlake.models import evaluate as ev
 from decisionlake.models.explain import (
     REASON_TYPE,

@@ -33,7 +33,7 @@ from pyspark.sql import types as T
 from decisionlake.clickstream.adapters import discover
 from decisionlake.config import AppConfig, ConfigError, load_config
 from decisionlake.core.aws import pseudonymisation_key
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 from decisionlake.core.logs import JobLogger
 from decisionlake.io import lake
 

@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 from decisionlake.io.ingest import dedupe_on, first_failing, line_rules, parse_json_lines
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text

@@ -20,7 +20,7 @@ from types import ModuleType
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import types as T
 
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 
 _S = T.StringType()
 

@@ -26,7 +26,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from decisionlake.core.columns import project
+from decisionlake.core.frames import project
 
 
 def score_rows(spark: SparkSession, rows: int, *, day: date) -> DataFrame:
