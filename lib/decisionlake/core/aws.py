@@ -57,3 +57,13 @@ def _fetch_key(secret_id: str, endpoint: str, region: str) -> bytes:
     if len(key) < 32:
         raise RuntimeError(f"pseudonymisation key {secret_id!r} is shorter than 32 bytes")
     return key
+
+
+def publish_alert(cfg: AppConfig, subject: str, payload: dict[str, Any]) -> str | None:
+    """Publish to the alert topic (``services.alert_topic_arn``); its message id, or None
+    when no topic is configured."""
+    if not cfg.services.alert_topic_arn:
+        return None
+    return aws_client(cfg, "sns").publish(
+        TopicArn=cfg.services.alert_topic_arn, Subject=subject, Message=json.dumps(payload)
+    )["MessageId"]

@@ -1,43 +1,33 @@
 """monitor: drift of each champion's features and scores, decay once labels mature, outcomes.
 
-- Drift: the champion's test snapshot (its reference) against the run date's snapshot: PSI,
-  KS and Jensen-Shannon per numeric feature and for the score (both scored by the champion).
-- Decay: past scores whose label window has closed, against the realised labels (ROC-AUC,
-  top-decile lift).
-- Outcomes: realised conversion by score decile per scored date (``gold.score_outcomes``).
-
-Results replace the run date's slice of ``ops.model_monitoring``; a PSI at or above
-``monitoring.psi_alert`` publishes to the alert topic and tags the model version
-``needs_retraining``.
+What is measured is ``models.monitoring`` (drift, decay, outcomes); this job wires it: results
+replace the run date's slice of ``ops.model_monitoring``, realised outcomes by decile go to
+``gold.score_outcomes``, and a PSI at or above ``monitoring.psi_alert`` (or a champion whose
+realised ROC-AUC falls below its baseline's) publishes to the alert topic and tags the model
+version (``needs_retraining``, ``below_baseline``).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.core.aws import aws_client
+from decisionlake.core.aws import publish_alert
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.io import lake
-from decisionlake.models import evaluate as ev
-from decisionlake.models import registry
-from decisionlake.models.estimators import LABEL
-from decisionlake.models.scoring import predict
+from decisionlake.models import monitoring, registry
 from decisionlake.models.sources import (
     model_job_parser,
     read_ref,
     selected_models,
     uses_label_column,
 )
-from decisionlake.models.training import with_labels
-from decisionlake.quality.drift import drift
 
 NAME = "monitor"
 MONITORING_SCHEMA = T.StructType(
@@ -65,143 +55,104 @@ def _reference_date(cfg: Any, champion: registry.Champion) -> date:
     return date.fromisoformat(run.data.params["test_dates"].split(",")[-1])
 
 
-def _outcomes(scores: DataFrame, labelled: DataFrame) -> DataFrame:
-    """Realised conversion per model, as-of date and decile."""
-    return (
-        scores.join(
-            labelled.select("advisor_id", "as_of_date", LABEL), ["advisor_id", "as_of_date"]
-        )
-        .groupBy("model_name", "model_version", "as_of_date", "decile")
-        .agg(
-            F.count("*").alias("advisors"),
-            F.sum(LABEL).cast("long").alias("converted"),
-            F.avg(LABEL).alias("conversion_rate"),
-            F.avg("score").alias("mean_score"),
-        )
+@dataclass
+class Report:
+    """What monitoring one model found: rows for ops.model_monitoring, alerts, a summary."""
+
+    rows: list[tuple] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    below_baseline: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _decay(ctx: JobContext, name: str, champion: Any, source: Any, versions: dict,
+           report: Report) -> dict[str, float]:  # fmt: skip
+    """Realised performance of the champion's matured scores; outcomes by decile replaced."""
+    cfg, day, spec = ctx.cfg, ctx.run_date, ctx.cfg.models[name]
+    scores_uri = cfg.table_uri("gold.scores")
+    if spec.task != "classification" or not lake.delta_table_exists(ctx.spark, scores_uri):
+        return {}
+    past = monitoring.matured_scores(lake.read_delta(ctx.spark, scores_uri), model=name,
+                                     version=champion.version, spec=spec, day=day)  # fmt: skip
+    joined, labelled = monitoring.labelled_scores(
+        past, source, read_ref(ctx, spec.label, versions), spec=spec, day=day
     )
+    if joined.isEmpty():
+        return {}
+    decay = monitoring.decay_metrics(joined)
+    if decay["areaUnderROC"] < decay["baseline_areaUnderROC"]:
+        report.below_baseline.append(
+            f"{name} v{champion.version}: realised ROC-AUC {decay['areaUnderROC']:.4f} below "
+            f"its baseline {decay['baseline_areaUnderROC']:.4f} on labels matured by {day}"
+        )
+        registry.mlflow_client(cfg).MlflowClient().set_model_version_tag(
+            name, champion.version, "below_baseline", day.isoformat()
+        )
+    n, matured = joined.count(), day - timedelta(days=spec.label.horizon_days)
+    for metric, value in decay.items():
+        report.rows.append((day, name, champion.version, "performance", metric, None, matured,
+                            None, None, None, None, value, n, ctx.run_id))  # fmt: skip
+    lake.replace_slice(monitoring.outcomes(past, labelled), cfg.table_uri("gold.score_outcomes"),
+                       predicate=f"model_name = '{name}'", partition_by=["as_of_date"])  # fmt: skip
+    return decay
+
+
+def _monitor(ctx: JobContext, name: str, champion: Any, report: Report) -> dict[str, Any]:
+    cfg, day, spec = ctx.cfg, ctx.run_date, ctx.cfg.models[name]
+    reference_day = _reference_date(cfg, champion)
+    versions: dict[str, Any] = {}
+    source = read_ref(ctx, spec.source, versions)
+    as_of = F.col(spec.source.as_of_column)
+    with ctx.log.stage("drift", model=name, reference=str(reference_day)) as st:
+        found = monitoring.champion_drift(
+            champion.model, source.where(as_of == F.lit(reference_day)),
+            source.where(as_of == F.lit(day)), spec=spec, bins=cfg.monitoring.bins,
+        )  # fmt: skip
+        for kind, d in found.all():
+            report.rows.append((day, name, champion.version, kind, d.column, reference_day, day,
+                                d.psi, d.ks, d.js, d.band, None, d.current_rows,
+                                ctx.run_id))  # fmt: skip
+        breaches = found.breaches(cfg.monitoring.psi_alert)
+        st.add(score_psi=found.score.psi, features_significant=len(breaches))
+    decay = _decay(ctx, name, champion, source, versions, report)
+    if breaches:
+        client = registry.mlflow_client(cfg).MlflowClient()
+        client.set_model_version_tag(name, champion.version, "needs_retraining", "true")
+        report.alerts.append(f"{name} v{champion.version}: PSI >= {cfg.monitoring.psi_alert} "
+                             f"on {', '.join(breaches)} ({reference_day} -> {day})")  # fmt: skip
+    return {"version": champion.version, "reference_date": reference_day.isoformat(),
+            "score_psi": found.score.psi, "score_band": found.score.band, "significant": breaches,
+            "decay": {k: round(v, 4) for k, v in decay.items()}}  # fmt: skip
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
     """Monitor every model with a champion."""
-    cfg, day, spark = ctx.cfg, ctx.run_date, ctx.spark
-    rows: list[tuple] = []
-    alerts: list[str] = []
-    below_baseline: list[str] = []
-    summary: dict[str, Any] = {}
-    scores_uri = cfg.table_uri("gold.scores")
+    cfg, day = ctx.cfg, ctx.run_date
+    report = Report()
     for name in selected_models(cfg, ctx.args.model or []):
-        spec = cfg.models[name]
-        if uses_label_column(spec):
-            summary[name] = {"skipped": "a labelled table has no as-of dates to monitor"}
-            continue
         champion = registry.current_champion(cfg, name)
-        if champion is None:
-            summary[name] = {"skipped": "no champion registered yet"}
-            continue
-        reference_day = _reference_date(cfg, champion)
-        versions: dict[str, Any] = {}
-        source = read_ref(ctx, spec.source, versions)
-        as_of = F.col(spec.source.as_of_column)
-        reference = source.where(as_of == F.lit(reference_day))
-        current = source.where(as_of == F.lit(day))
-        with ctx.log.stage("drift", model=name, reference=str(reference_day)) as st:
-            ref_scored = predict(champion.model, reference, spec=spec)
-            cur_scored = predict(champion.model, current, spec=spec)
-            score_column = "prediction" if spec.task == "clustering" else ev.SCORE
-            features = drift(reference, current, spec.features.numeric, bins=cfg.monitoring.bins)
-            (score_drift,) = drift(ref_scored, cur_scored, [score_column], bins=cfg.monitoring.bins)
-            for kind, d in [*(("feature", f) for f in features), ("score", score_drift)]:
-                rows.append((day, name, champion.version, kind, d.column, reference_day,
-                             day, d.psi, d.ks, d.js, d.band, None, d.current_rows,
-                             ctx.run_id))  # fmt: skip
-            breaches = [d.column for d in [*features, score_drift]
-                        if d.psi >= cfg.monitoring.psi_alert]  # fmt: skip
-            st.add(score_psi=score_drift.psi, features_significant=len(breaches))
-        decay: dict[str, float] = {}
-        if spec.task == "classification" and lake.delta_table_exists(spark, scores_uri):
-            assert spec.label is not None
-            events = read_ref(ctx, spec.label, versions)
-            matured = day - timedelta(days=spec.label.horizon_days)
-            # This champion's own matured scores: an earlier version's are not its record.
-            past = lake.read_delta(spark, scores_uri).where(
-                (F.col("model_name") == name)
-                & (F.col("model_version") == champion.version)
-                & (F.col("as_of_date") <= F.lit(matured))
-            )
-            keys = past.select(
-                F.col("advisor_id").alias(spec.source.id_column),
-                F.col("as_of_date").alias(spec.source.as_of_column),
-            )
-            # The scored advisors' snapshots, so the spec's baseline rule can be evaluated too.
-            snapshots = source.join(keys, [spec.source.id_column, spec.source.as_of_column])
-            baseline = F.expr(spec.baseline) if spec.baseline else F.lit(0.0)
-            labelled = with_labels(
-                snapshots, events, source=spec.source, label=spec.label, label_through=day
-            ).select(
-                F.col(spec.source.id_column).alias("advisor_id"),
-                F.col(spec.source.as_of_column).alias("as_of_date"),
-                F.col(LABEL),
-                baseline.cast("double").alias("_baseline"),
-            )
-            joined = past.join(labelled, ["advisor_id", "as_of_date"])
-            if not joined.isEmpty():
-                decay["areaUnderROC"] = ev.auc(joined, F.col("score"))
-                decay["baseline_areaUnderROC"] = ev.auc(joined, F.col("_baseline"))
-                lift = ev.lift_table(joined, F.col("score"))
-                decay["top_decile_lift"] = lift[0]["lift"] if lift else 0.0
-                if decay["areaUnderROC"] < decay["baseline_areaUnderROC"]:
-                    below_baseline.append(
-                        f"{name} v{champion.version}: realised ROC-AUC "
-                        f"{decay['areaUnderROC']:.4f} below its baseline "
-                        f"{decay['baseline_areaUnderROC']:.4f} on labels matured by {day}"
-                    )
-                    registry.mlflow_client(cfg).MlflowClient().set_model_version_tag(
-                        name, champion.version, "below_baseline", day.isoformat()
-                    )
-                n = joined.count()
-                for metric, value in decay.items():
-                    rows.append((day, name, champion.version, "performance", metric, None, matured,
-                                 None, None, None, None, value, n, ctx.run_id))  # fmt: skip
-                outcomes = _outcomes(past, labelled)
-                lake.replace_slice(
-                    outcomes,
-                    cfg.table_uri("gold.score_outcomes"),
-                    predicate=f"model_name = '{name}'",
-                    partition_by=["as_of_date"],
-                )
-        if breaches:
-            client = registry.mlflow_client(cfg).MlflowClient()
-            client.set_model_version_tag(name, champion.version, "needs_retraining", "true")
-            alerts.append(f"{name} v{champion.version}: PSI >= {cfg.monitoring.psi_alert} "
-                          f"on {', '.join(breaches)} ({reference_day} -> {day})")  # fmt: skip
-        summary[name] = {
-            "version": champion.version,
-            "reference_date": reference_day.isoformat(),
-            "score_psi": score_drift.psi,
-            "score_band": score_drift.band,
-            "significant": breaches,
-            "decay": {k: round(v, 4) for k, v in decay.items()},
-        }
-    if rows:
+        if uses_label_column(cfg.models[name]):
+            report.summary[name] = {"skipped": "a labelled table has no as-of dates to monitor"}
+        elif champion is None:
+            report.summary[name] = {"skipped": "no champion registered yet"}
+        else:
+            report.summary[name] = _monitor(ctx, name, champion, report)
+    if report.rows:
         lake.replace_slice(
-            spark.createDataFrame(rows, MONITORING_SCHEMA),
+            ctx.spark.createDataFrame(report.rows, MONITORING_SCHEMA),
             cfg.table_uri("ops.model_monitoring"),
             predicate=f"run_date = '{day.isoformat()}'",
             schema=MONITORING_SCHEMA,
             partition_by=["run_date"],
         )
-    alerts.extend(below_baseline)
+    alerts = [*report.alerts, *report.below_baseline]
     published = None
     if alerts:
         ctx.log.event("drift_alert", level="WARNING", alerts=alerts)
-        if cfg.services.alert_topic_arn:
-            published = aws_client(cfg, "sns").publish(
-                TopicArn=cfg.services.alert_topic_arn,
-                Subject=f"decisionlake drift {day.isoformat()}",
-                Message=json.dumps({"run_date": day.isoformat(), "alerts": alerts}),
-            )["MessageId"]
-    return {"run_date": day.isoformat(), "models": summary, "alerts": alerts,
-            "below_baseline": below_baseline, "sns_message_id": published}  # fmt: skip
+        published = publish_alert(cfg, f"decisionlake drift {day.isoformat()}",
+                                  {"run_date": day.isoformat(), "alerts": alerts})  # fmt: skip
+    return {"run_date": day.isoformat(), "models": report.summary, "alerts": alerts,
+            "below_baseline": report.below_baseline, "sns_message_id": published}  # fmt: skip
 
 
 def parser():
