@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from decisionlake.config import load_config
 from decisionlake.models.capping import QuantileCapper, QuantileCapperModel
-from decisionlake.models.training import preparation_stages
+from decisionlake.models.training_sets import preparation_stages
 
 D = date(2026, 11, 20)
 

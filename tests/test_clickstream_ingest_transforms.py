@@ -11,18 +11,18 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.clickstream.contract import BRONZE_SCHEMA
-from decisionlake.clickstream.ingest import (
-    event_date_of_valid_line,
-    to_bronze_events,
-    validate_events,
-)
 from decisionlake.config import ClickstreamIngestConfig
 from decisionlake.io.ingest import (
     dedupe_on,
     partition_values_aggs,
     partition_values_from,
     to_quarantine,
+)
+from decisionlake.sources.web_contract import BRONZE_SCHEMA
+from decisionlake.sources.web_events import (
+    event_date_of_valid_line,
+    to_bronze_events,
+    validate_events,
 )
 
 RUN_DATE = date(2026, 11, 24)

@@ -21,7 +21,7 @@ from decisionlake.models.explain import (
     with_contributions,
 )
 from decisionlake.models.scoring import predict, to_scores
-from decisionlake.models.training import preparation_stages
+from decisionlake.models.training_sets import preparation_stages
 
 D = date(2026, 11, 24)
 

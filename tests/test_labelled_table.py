@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from decisionlake.config import load_config
 from decisionlake.io.lake import read_delta
 from decisionlake.jobs import score, train_models
-from decisionlake.models.training import with_column_label, with_row_split
+from decisionlake.models.training_sets import with_column_label, with_row_split
 
 from .conftest import REPO, run_ok
 

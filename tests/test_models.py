@@ -16,9 +16,9 @@ from decisionlake.core.logs import JobLogger
 from decisionlake.io.lake import read_delta, table_version
 from decisionlake.jobs import score, train_models
 from decisionlake.models import registry
+from decisionlake.models.fit import fit_supervised
 from decisionlake.models.sources import TrainingDataError, selected_models
-from decisionlake.models.train import fit_supervised
-from decisionlake.models.training import time_split, with_labels
+from decisionlake.models.training_sets import time_split, with_labels
 
 from .conftest import HISTORY_END, run_ok
 

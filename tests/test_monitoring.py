@@ -119,7 +119,7 @@ def test_monitor_alerts_on_a_shifted_day_only(
 
     # Below its baseline on matured labels: alerted and tagged. An oracle column (the realised
     # label itself) as the baseline is a rule no model can beat.
-    from decisionlake.models.training import with_labels
+    from decisionlake.models.training_sets import with_labels
 
     spec = cfg.models["advisor_propensity"]
     trades = read_delta(spark, cfg.table_uri("bronze.fund_trades"))

@@ -78,7 +78,7 @@ def test_scoring_is_narrow_and_has_no_python_udf(spark: SparkSession) -> None:
     from decisionlake.models.estimators import make_estimator
     from decisionlake.models.explain import explainer
     from decisionlake.models.scoring import predict, to_scores
-    from decisionlake.models.training import preparation_stages
+    from decisionlake.models.training_sets import preparation_stages
 
     cfg = load_config("test", overrides={
         "models.advisor_propensity.features.numeric": ["downloads_7d"],

@@ -14,9 +14,9 @@ from pyspark.sql import types as T
 from decisionlake.config import ConfigError, load_config
 from decisionlake.models import evaluate as ev
 from decisionlake.models import promotion as pr
+from decisionlake.models.fit import check_split, split_stats
 from decisionlake.models.sources import TrainingDataError, describe_files, selected_models
-from decisionlake.models.train import check_split, split_stats
-from decisionlake.models.training import IS_TEST
+from decisionlake.models.training_sets import IS_TEST
 
 D = date(2026, 11, 10)
 

@@ -26,7 +26,7 @@ from decisionlake.jobs import (
     ingest_crm,
     ingest_text,
 )
-from decisionlake.text import models
+from decisionlake.text import pipeline_store
 from decisionlake.text.features import score_notes
 
 from .conftest import REAL_DATA, make_config, run_ok
@@ -138,13 +138,13 @@ def test_no_planted_pii_in_any_silver_or_gold_table(spark: SparkSession, text_la
 
 def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> None:
     cfg = text_lake["cfg"]
-    version = models.find_version(cfg)
+    version = pipeline_store.find_version(cfg)
     assert version is not None
     notes = read_delta(spark, cfg.table_uri("silver.crm_notes"))
-    model = models.load(version)
+    model = pipeline_store.load(version)
     first = score_notes(notes, model, settings=cfg.text, model_version=version.version)
     second = score_notes(
-        notes, models.load(version), settings=cfg.text, model_version=version.version
+        notes, pipeline_store.load(version), settings=cfg.text, model_version=version.version
     )
     assert_df_equality(first, second, ignore_row_order=True)
     stored = read_delta(spark, cfg.table_uri("silver.note_features")).select(*first.columns)
@@ -153,16 +153,16 @@ def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> Non
 
 def test_model_is_reused_unless_a_refit_is_asked(spark: SparkSession, text_lake: dict) -> None:
     cfg = text_lake["cfg"]
-    if models.find_version(cfg) is None:
+    if pipeline_store.find_version(cfg) is None:
         assert build_text_features.main(_args(cfg, END)) == 0
-    current = models.find_version(cfg).version
+    current = pipeline_store.find_version(cfg).version
     again = run_ok(build_text_features, _args(cfg, END))
     assert (again["refit"], again["model_version"], again["notes_scored"]) == (False, current, 0)
     refit = run_ok(build_text_features, _args(cfg, END, "--set", "text.refit=true"))
     notes = read_delta(spark, cfg.table_uri("silver.crm_notes")).count()
     assert refit["refit"] and refit["model_version"] != current
     assert refit["notes_scored"] == notes  # every note rescored with the new version
-    assert models.find_version(cfg).version == refit["model_version"]
+    assert pipeline_store.find_version(cfg).version == refit["model_version"]
     topics = read_delta(spark, cfg.table_uri("gold.text_topics"))
     assert topics.select("model_version").distinct().count() == 2  # both versions readable
 
@@ -192,7 +192,7 @@ def test_real_cfpb_narratives_through_the_text_path(spark: SparkSession, tmp_pat
     args = _args(cfg, day, "--set", "text.lda_topics=5", "--set", "text.min_doc_freq=3")
     topics = run_ok(build_text_features, args)["topics"]
     print("\nCFPB topics:\n" + "\n".join(f"  {k}: {', '.join(v)}" for k, v in topics.items()))
-    vocabulary = models.load(models.find_version(cfg)).stages[-3].vocabulary
+    vocabulary = pipeline_store.load(pipeline_store.find_version(cfg)).stages[-3].vocabulary
     assert not [t for t in vocabulary if re.search(r"(^|\s)x{2,}(\s|$)", t)]  # masks are no words
     terms = {t for words in topics.values() for t in words}
     assert terms & {"credit", "report", "debt", "account", "collection", "loan", "payment"}

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.io import lake
-from decisionlake.text import models
+from decisionlake.text import pipeline_store
 from decisionlake.text.features import (
     advisor_text_features,
     build_pipeline,
@@ -31,7 +31,7 @@ from decisionlake.text.features import (
 NAME = "build_text_features"
 
 
-def fit_and_record(ctx: JobContext, notes: DataFrame) -> models.TextModelVersion:
+def fit_and_record(ctx: JobContext, notes: DataFrame) -> pipeline_store.TextModelVersion:
     """Fit the pipeline on English notes, save it, record it in MLflow, publish its topics."""
     settings = ctx.cfg.text
     english = (
@@ -49,7 +49,7 @@ def fit_and_record(ctx: JobContext, notes: DataFrame) -> models.TextModelVersion
     }
     english.unpersist()
     topics = topic_terms(model, top_terms=settings.top_terms)
-    version = models.record_version(
+    version = pipeline_store.record_version(
         ctx.cfg,
         model,
         version=f"v{ctx.run_date:%Y%m%d}-{ctx.run_id[:8]}",
@@ -84,7 +84,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     features_uri = cfg.table_uri("silver.note_features")
 
     with log.stage("model") as st:
-        version = models.find_version(cfg, cfg.text.model_version)
+        version = pipeline_store.find_version(cfg, cfg.text.model_version)
         refit = cfg.text.refit or version is None
         if refit:
             version = fit_and_record(ctx, notes)
@@ -99,7 +99,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             )
             todo = notes.join(done.select("note_id"), "note_id", "left_anti")
         scored = score_notes(
-            todo, models.load(version), settings=cfg.text, model_version=version.version
+            todo, pipeline_store.load(version), settings=cfg.text, model_version=version.version
         )
         metrics = lake.merge_insert_new(
             spark,

@@ -12,14 +12,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from decisionlake.clickstream.contract import BRONZE_SCHEMA
-from decisionlake.clickstream.ingest import (
+from decisionlake.core.runtime import JobContext, run_job
+from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
+from decisionlake.sources.web_contract import BRONZE_SCHEMA
+from decisionlake.sources.web_events import (
     event_date_of_valid_line,
     to_bronze_events,
     validate_events,
 )
-from decisionlake.core.runtime import JobContext, run_job
-from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
 
 NAME = "ingest_clickstream"
 

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from decisionlake.clickstream.ga4 import BRONZE_SCHEMA, to_bronze_ga4, validate_ga4
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.io.ingest import LineIngestSpec, run_line_ingest
+from decisionlake.sources.ga4_export import BRONZE_SCHEMA, to_bronze_ga4, validate_ga4
 
 NAME = "ingest_ga4"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.models import registry
+from decisionlake.models.fit import fit_clustering, fit_supervised
 from decisionlake.models.sources import model_job_parser, selected_models, training_inputs
-from decisionlake.models.train import fit_clustering, fit_supervised
 
 NAME = "train_models"
 

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.models.estimators import FEATURES
-from decisionlake.models.training import RAW_FEATURES, feature_names
+from decisionlake.models.training_sets import RAW_FEATURES, feature_names
 
 CONTRIBUTIONS = "_contributions"
 REASON_TYPE = T.ArrayType(

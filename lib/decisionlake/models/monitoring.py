@@ -20,7 +20,7 @@ from decisionlake.models import evaluate as ev
 from decisionlake.models.estimators import LABEL
 from decisionlake.models.scoring import predict
 from decisionlake.models.spec import ModelSpec
-from decisionlake.models.training import with_labels
+from decisionlake.models.training_sets import with_labels
 from decisionlake.quality.drift import Drift, drift
 
 

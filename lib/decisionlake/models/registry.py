@@ -16,9 +16,9 @@ from pyspark.sql import DataFrame
 from decisionlake.config import AppConfig
 from decisionlake.models import evaluate as ev
 from decisionlake.models import promotion
+from decisionlake.models.fit import FitOutcome
 from decisionlake.models.promotion import CHAMPION, Check
 from decisionlake.models.scoring import predict
-from decisionlake.models.train import FitOutcome
 
 EXPERIMENT = "decisionlake-models"
 

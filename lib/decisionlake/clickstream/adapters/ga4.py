@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake.clickstream.adapters import select_canonical
-from decisionlake.clickstream.ga4 import ga4_param
+from decisionlake.sources.ga4_export import ga4_param
 
 SOURCE = "ga4"
 BRONZE_TABLE = "bronze.ga4_events"

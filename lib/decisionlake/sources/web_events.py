@@ -7,7 +7,10 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake.clickstream.contract import (
+from decisionlake.config import AppConfig, ClickstreamIngestConfig
+from decisionlake.core.frames import project
+from decisionlake.io.ingest import first_failing, line_rules
+from decisionlake.sources.web_contract import (
     BRONZE_SCHEMA,
     CORRUPT_COLUMN,
     PAGE_SCHEMA,
@@ -15,9 +18,6 @@ from decisionlake.clickstream.contract import (
     RAW_SCHEMA,
     REQUIRED_FIELDS,
 )
-from decisionlake.config import AppConfig, ClickstreamIngestConfig
-from decisionlake.core.frames import project
-from decisionlake.io.ingest import first_failing, line_rules
 
 
 def _is_blank(col: Column) -> Column:

@@ -21,7 +21,7 @@ from decisionlake.models import evaluate as ev
 from decisionlake.models.estimators import FEATURES, LABEL, REDUCED, WEIGHT, make_estimator
 from decisionlake.models.sources import TrainingDataError, check_columns
 from decisionlake.models.spec import LOWER_IS_BETTER, ModelSpec
-from decisionlake.models.training import (
+from decisionlake.models.training_sets import (
     IS_TEST,
     TIME_KEY,
     feature_names,
