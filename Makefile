@@ -8,7 +8,7 @@ DEMO_ENV ?= local
 DEMO_ARGS ?=
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
-.PHONY: demo test test-cluster test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test test-cluster test-random test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV) $(DEMO_ARGS)
@@ -17,6 +17,13 @@ test: venv jars tools
 	$(VENV)/bin/ruff check lib jobs tests scripts
 	$(VENV)/bin/lint-imports
 	scripts/run-tests
+
+# The suite (less the cluster test) with modules and the tests in each shuffled: no test may
+# depend on another's order or side effects. The seed is printed; `make test-random SEED=N`
+# replays an order.
+test-random: venv jars tools
+	$(PY) -m pytest -q -m "not cluster" -p no:cacheprovider --random-order-bucket=module \
+	  $(if $(SEED),--random-order-seed=$(SEED)) tests
 
 # The run on the local Spark standalone cluster alone (also part of `make test`).
 test-cluster: venv jars
