@@ -32,9 +32,11 @@ TARGET = 25
 # went from 80 to 75 jobs; in separate submits, as on EMR, every step builds its own).
 # 2026-12-04: the Observation is gone again (it broke random forests in a shared session, see
 # lake.replace_slice): build_advisor_360 reads its slice back, 41; check_quality 37.
+# build_sessions 63 -> 66: its count pass went (counted from the commits), and ua-parser came in
+# (the distinct agents' aggregate and their broadcast back: a few jobs, whatever the events).
 OVER_TARGET = {
     "ingest_text": 75,
-    "build_sessions": 65,
+    "build_sessions": 68,
     "build_text_features": 62,
     "build_identity": 50,
     "build_advisor_360": 43,
