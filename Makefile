@@ -22,7 +22,7 @@ test: venv jars tools
 # depend on another's order or side effects. The seed is printed; `make test-random SEED=N`
 # replays an order.
 test-random: venv jars tools
-	$(PY) -m pytest -q -m "not cluster" -p no:cacheprovider --random-order-bucket=module \
+	$(PY) -m pytest -m "not cluster" -p no:cacheprovider --random-order-bucket=module \
 	  $(if $(SEED),--random-order-seed=$(SEED)) tests
 
 # The run on the local Spark standalone cluster alone (also part of `make test`).
