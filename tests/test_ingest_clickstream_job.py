@@ -15,6 +15,7 @@ from decisionlake.config import AppConfig
 from decisionlake.dev.generate import build_spec, generate
 from decisionlake.io.lake import read_delta, table_version
 from decisionlake.jobs import ingest_clickstream
+from tests.conftest import run_ok
 
 from .conftest import REPO, make_config
 
@@ -58,18 +59,20 @@ def local_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) ->
     cfg = make_config("test", tmp_path_factory.mktemp("lake"))
     spec = build_spec(cfg, end_date=END, days=2, advisors=40, seed=7)
     manifest = generate(spark, cfg, spec)
-    return cfg, spec, manifest
+    # Both days ingested here, once: every test below reads them, in any order.
+    summaries = {day: run_ok(ingest_clickstream, _args(cfg, day, "test"))
+                 for day in (spec.start_date, END)}  # fmt: skip
+    return cfg, spec, manifest, summaries
 
 
 def test_ingest_accounts_for_every_line_and_is_idempotent(
     spark: SparkSession, local_lake: tuple, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    cfg, spec, manifest = local_lake
+    cfg, spec, manifest, summaries = local_lake
     bronze_uri = cfg.table_uri("bronze.clickstream")
     unique_total = 0
     for day in (spec.start_date, END):
-        assert ingest_clickstream.main(_args(cfg, day, "test")) == 0
-        summary = _last_summary(capfd.readouterr().err)
+        summary = summaries[day]
         _check_day_against_manifest(spark, cfg, manifest, day, summary)
         if day == spec.start_date:  # an empty table: every unique key of the batch is new
             assert summary["already_present"] == 0
@@ -99,7 +102,7 @@ def test_ingest_accounts_for_every_line_and_is_idempotent(
 def test_replayed_file_adds_nothing(
     spark: SparkSession, local_lake: tuple, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    cfg, spec, _ = local_lake
+    cfg, spec, _, _ = local_lake
     source = Path(cfg.paths.landing) / "clickstream" / f"date={spec.start_date}"
     replay_day = date(2026, 11, 26)  # a day with no landing data of its own yet
     target = Path(cfg.paths.landing) / "clickstream" / f"date={replay_day}"
@@ -118,7 +121,7 @@ def test_replayed_file_adds_nothing(
 def test_bronze_readable_by_independent_delta_reader(
     spark: SparkSession, local_lake: tuple
 ) -> None:
-    cfg, _, _ = local_lake
+    cfg, _, _, _ = local_lake
     uri = cfg.table_uri("bronze.clickstream")
     code = (
         "import sys, json; from deltalake import DeltaTable; "
@@ -135,7 +138,7 @@ def test_bronze_readable_by_independent_delta_reader(
 def test_missing_landing_day_fails_with_one_line_reason(
     local_lake: tuple, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    cfg, _, _ = local_lake
+    cfg, _, _, _ = local_lake
     assert ingest_clickstream.main(_args(cfg, date(2020, 1, 1), "test")) == 1
     last = capfd.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("ingest_clickstream failed: LandingDataMissingError: no input files at")
@@ -185,7 +188,7 @@ def test_ingest_on_s3a_against_moto(
 
 @pytest.mark.slow
 def test_spark_submit_entry_point(local_lake: tuple) -> None:
-    cfg, _, _ = local_lake
+    cfg, _, _, _ = local_lake
     out = subprocess.run(
         [
             str(REPO / "scripts" / "spark-submit"),

@@ -57,12 +57,18 @@ def text_lake(
         "test", root, **{"services.mlflow_tracking_uri": f"sqlite:///{root}/mlflow/mlflow.db"}
     )
     manifest = generate(spark, cfg, build_spec(cfg, end_date=END, days=2, advisors=60, seed=5))
-    return {"cfg": cfg, "manifest": manifest, "root": root}
+    # The whole path once, here: every test below reads it, in any order.
+    assert ingest_crm.main(_args(cfg, END)) == 0
+    ingested = {day: run_ok(ingest_text, _args(cfg, day)) for day in DAYS}
+    for day in DAYS:
+        assert ingest_clickstream.main(_args(cfg, day)) == 0
+    for job in (build_sessions, build_identity, build_text_features, build_advisor_360):
+        assert job.main(_args(cfg, END)) == 0
+    return {"cfg": cfg, "manifest": manifest, "root": root, "ingested": ingested}
 
 
 def test_text_ingest_accounts_for_every_line_and_file(spark: SparkSession, text_lake: dict) -> None:
     cfg, root = text_lake["cfg"], text_lake["root"]
-    assert ingest_crm.main(_args(cfg, END)) == 0
     landing = Path(cfg.paths.landing)
     for day in DAYS:
         lines = sum(
@@ -75,7 +81,7 @@ def test_text_ingest_accounts_for_every_line_and_file(spark: SparkSession, text_
             for f in json.loads(next((landing / "_manifests").glob("*.json")).read_text())["files"]
             if f["kind"] == "crm_notes" and f["date"] == day.isoformat()
         )
-        summary = run_ok(ingest_text, _args(cfg, day))
+        summary = text_lake["ingested"][day]
         assert summary["rows_in"] == lines + files > 0
         assert summary["quarantined"] == damaged
         assert summary["accepted"] + summary["quarantined"] == summary["rows_in"]
@@ -97,10 +103,6 @@ def test_text_ingest_accounts_for_every_line_and_file(spark: SparkSession, text_
 
 def test_no_planted_pii_in_any_silver_or_gold_table(spark: SparkSession, text_lake: dict) -> None:
     cfg = text_lake["cfg"]
-    for day in DAYS:
-        assert ingest_clickstream.main(_args(cfg, day)) == 0
-    for job in (build_sessions, build_identity, build_text_features, build_advisor_360):
-        assert job.main(_args(cfg, END)) == 0
     crm = read_delta(spark, cfg.table_uri("bronze.crm_advisors"))
     planted: set[str] = set()
     for row in crm.select("first_name", "last_name", "email", "phone").collect():  # 60 rows
@@ -153,8 +155,6 @@ def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> Non
 
 def test_model_is_reused_unless_a_refit_is_asked(spark: SparkSession, text_lake: dict) -> None:
     cfg = text_lake["cfg"]
-    if pipeline_store.find_version(cfg) is None:
-        assert build_text_features.main(_args(cfg, END)) == 0
     current = pipeline_store.find_version(cfg).version
     again = run_ok(build_text_features, _args(cfg, END))
     assert (again["refit"], again["model_version"], again["notes_scored"]) == (False, current, 0)
@@ -200,14 +200,21 @@ def test_real_cfpb_narratives_through_the_text_path(spark: SparkSession, tmp_pat
 
 
 def test_erasure_removes_a_person_from_every_parquet_file(
-    spark: SparkSession, text_lake: dict
+    spark: SparkSession, text_lake: dict, tmp_path: Path
 ) -> None:
-    """Runs last in this module: it deletes one advisor from the lake the tests above built."""
+    """On a copy of the module's lake and landing zone: the other tests keep the person."""
+    import shutil
+
     import pyarrow.parquet as pq
 
     from decisionlake.ops.erase import erase
 
-    cfg = text_lake["cfg"]
+    built = text_lake["cfg"]
+    for part in ("landing", "lake"):
+        shutil.copytree(getattr(built.paths, part), tmp_path / part)
+    cfg = make_config(
+        "test", tmp_path, **{"services.mlflow_tracking_uri": built.services.mlflow_tracking_uri}
+    )
     linked = read_delta(spark, cfg.table_uri("silver.identity_map")).select("advisor_id")
     noted = read_delta(spark, cfg.table_uri("silver.crm_notes")).select("advisor_id")
     victim = linked.join(noted, "advisor_id").orderBy("advisor_id").first()["advisor_id"]
