@@ -31,9 +31,8 @@ def test_the_committed_schemas_are_the_generated_ones() -> None:
     ids=lambda p: str(Path(p).relative_to(CONF)),
 )
 def test_every_shipped_file_is_valid(path: Path) -> None:
+    # conf/pipeline.yaml sits at the top of conf/, outside this glob: it has its own loader.
     name = "model.schema.json" if path.parent.name == "models" else "app.schema.json"
-    if path.name == "pipeline.yaml":
-        pytest.skip("the pipeline definition has its own loader")
     document = yaml.safe_load(path.read_text()) or {}
     errors = [
         f"{'.'.join(map(str, e.path))}: {e.message}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from pyspark.sql import functions as F
@@ -88,7 +88,7 @@ def _decay(ctx: JobContext, name: str, champion: Any, source: Any, versions: dic
         registry.mlflow_client(cfg).MlflowClient().set_model_version_tag(
             name, champion.version, "below_baseline", day.isoformat()
         )
-    n, matured = joined.count(), day - timedelta(days=spec.label.horizon_days)
+    n, matured = joined.count(), monitoring.matured_through(spec, day)
     for metric, value in decay.items():
         report.rows.append((day, name, champion.version, "performance", metric, None, matured,
                             None, None, None, None, value, n, ctx.run_id))  # fmt: skip

@@ -50,12 +50,17 @@ def champion_drift(
     return ChampionDrift(drift(reference, current, spec.features.numeric, bins=bins), score)
 
 
+def matured_through(spec: ModelSpec, day: date) -> date:
+    """The last as-of date whose label window has closed by ``day``."""
+    assert spec.label is not None
+    return day - timedelta(days=spec.label.horizon_days)
+
+
 def matured_scores(scores: DataFrame, *, model: str, version: str, spec: ModelSpec,
                    day: date) -> DataFrame:  # fmt: skip
     """This champion's own scores whose label window closed by ``day`` (an earlier version's
     scores are not its record)."""
-    assert spec.label is not None
-    matured = day - timedelta(days=spec.label.horizon_days)
+    matured = matured_through(spec, day)
     return scores.where(
         (F.col("model_name") == model)
         & (F.col("model_version") == version)
