@@ -11,22 +11,22 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.config import ClickstreamIngestConfig
+from decisionlake.config import SourceConfig
 from decisionlake.io.ingest import (
     dedupe_on,
     partition_values_aggs,
     partition_values_from,
     to_quarantine,
 )
-from decisionlake.sources.web_contract import BRONZE_SCHEMA
-from decisionlake.sources.web_events import (
+from decisionlake.sources.web import (
     event_date_of_valid_line,
     to_bronze_events,
     validate_events,
 )
+from decisionlake.sources.web_contract import BRONZE_SCHEMA
 
 RUN_DATE = date(2026, 11, 24)
-LIMITS = ClickstreamIngestConfig(max_line_bytes=2_000)
+LIMITS = SourceConfig(max_line_bytes=2_000)
 RAW_SCHEMA = T.StructType(
     [T.StructField("value", T.BinaryType()), T.StructField("source_file", T.StringType())]
 )

@@ -18,7 +18,7 @@ from pyspark.sql.window import Window
 from decisionlake.config import AppConfig
 from decisionlake.dev.generate import build_spec, generate
 from decisionlake.io.lake import read_delta, table_version
-from decisionlake.jobs import build_sessions, ingest_clickstream, ingest_crm, ingest_ga4
+from decisionlake.jobs import build_sessions, ingest
 
 from .conftest import REAL_DATA, make_config
 
@@ -60,9 +60,9 @@ def lakes(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
     # Incremental: each arrival day is ingested, then sessions are built for that day.
     before_last_run = None
     for day in DAYS:
-        assert ingest_clickstream.main(_args(incremental, day)) == 0
+        assert ingest.main(["--source", "web", *_args(incremental, day)]) == 0
         if day == DAYS[0]:
-            assert ingest_crm.main(_args(incremental, day)) == 0
+            assert ingest.main(["--source", "crm", *_args(incremental, day)]) == 0
         if day == END:
             before_last_run = (
                 _table(spark, incremental, "silver.sessions")
@@ -72,7 +72,7 @@ def lakes(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
         assert build_sessions.main(_args(incremental, day)) == 0
     # From scratch: everything ingested first, one run whose window covers all days.
     for day in DAYS:
-        assert ingest_clickstream.main(_args(scratch, day)) == 0
+        assert ingest.main(["--source", "web", *_args(scratch, day)]) == 0
     assert build_sessions.main(_args(scratch, END, "--set", "clickstream.lookback_days=6")) == 0
     return {
         "inc": incremental,
@@ -187,7 +187,7 @@ def test_ga4_real_sample_through_adapter_to_sessions(
     sample = REAL_DATA / "ga4" / "ga4_sample_events_2020-11_2020-12.ndjson"
     shutil.copy(sample, target / sample.name)
     lines = sum(1 for _ in sample.open(encoding="utf-8"))
-    assert ingest_ga4.main(_args(cfg, export_day)) == 0
+    assert ingest.main(["--source", "ga4", *_args(cfg, export_day)]) == 0
     assert build_sessions.main(_args(cfg, export_day, "--set", "clickstream.lookback_days=70")) == 0
     bronze = _table(spark, cfg, "bronze.ga4_events")
     events = _table(spark, cfg, "silver.events")

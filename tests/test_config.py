@@ -129,8 +129,8 @@ def test_tables_cli_config_error_is_one_line() -> None:
     [
         ("spark.shuffle_partitions", "0", r"spark\.shuffle_partitions: 0 must be > 0"),
         ("spark.driver_memory", "abc", r"spark\.driver_memory: 'abc' must be a size"),
-        ("ingest.clickstream.min_event_date", "not-a-date", r"min_event_date: .* must be a date"),
-        ("ingest.clickstream.max_late_days", "-1", r"max_late_days: -1 must be >= 0"),
+        ("ingest.web.min_event_date", "not-a-date", r"min_event_date: .* must be a date"),
+        ("ingest.web.max_late_days", "-1", r"max_late_days: -1 must be >= 0"),
         ("clickstream.lookback_days", "-2", r"clickstream\.lookback_days: -2 must be >= 0"),
         ("generator.late_rate", "1.5", r"generator\.late_rate: 1\.5 must be between 0 and 1"),
     ],
@@ -143,10 +143,10 @@ def test_values_out_of_range_fail_at_start_up_with_their_key_path(
 
 
 def test_a_value_out_of_range_is_a_usage_error_of_the_job(capsys: pytest.CaptureFixture) -> None:
-    from decisionlake.jobs import ingest_clickstream
+    from decisionlake.jobs import ingest
 
     argv = ["--env", "test", "--run-date", "2026-11-24", "--set", "spark.shuffle_partitions=0"]
-    assert ingest_clickstream.main(argv) == 2  # before any session is built: no hang
+    assert ingest.main(["--source", "web", *argv]) == 2  # before any session is built: no hang
     assert "spark.shuffle_partitions: 0 must be > 0" in capsys.readouterr().err
 
 
@@ -170,7 +170,8 @@ def test_run_help_lists_the_jobs_and_the_common_options() -> None:
         check=False,
     )
     assert done.returncode == 0
-    assert "ingest_clickstream" in done.stdout and "--run-date YYYY-MM-DD" in done.stdout
+    assert "\n  ingest --source SOURCE  (sources: crm, ga4, trades, web)\n" in done.stdout
+    assert "\n  ingest_text\n" in done.stdout and "--run-date YYYY-MM-DD" in done.stdout
 
 
 def test_a_missing_service_says_which_command_starts_it(spark) -> None:

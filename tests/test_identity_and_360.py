@@ -9,12 +9,12 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from decisionlake.clickstream.adapters import CANONICAL_SCHEMA
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
 from decisionlake.clickstream.identity import daily_links, links_over_history, resolve_identity
 from decisionlake.config import Advisor360Config, BotRulesConfig, ReferrerRulesConfig
 from decisionlake.gold.advisor_360 import advisor_360
+from decisionlake.sources.canonical import CANONICAL_SCHEMA
 
 DAY1, DAY2, DAY3 = date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)
 X_EMAIL = "Pat.Lee@Harbor.example "

@@ -1,4 +1,4 @@
-"""ingest_clickstream end to end on generated data: local Delta and s3a:// on moto."""
+"""ingest --source web end to end on generated data: local Delta and s3a:// on moto."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from decisionlake.config import AppConfig
 from decisionlake.dev.generate import build_spec, generate
 from decisionlake.io.lake import read_delta, table_version
-from decisionlake.jobs import ingest_clickstream
+from decisionlake.jobs import ingest
 from tests.conftest import run_ok
 
 from .conftest import REPO, make_config
@@ -60,7 +60,7 @@ def local_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) ->
     spec = build_spec(cfg, end_date=END, days=2, advisors=40, seed=7)
     manifest = generate(spark, cfg, spec)
     # Both days ingested here, once: every test below reads them, in any order.
-    summaries = {day: run_ok(ingest_clickstream, _args(cfg, day, "test"))
+    summaries = {day: run_ok(ingest, ["--source", "web", *_args(cfg, day, "test")])
                  for day in (spec.start_date, END)}  # fmt: skip
     return cfg, spec, manifest, summaries
 
@@ -88,7 +88,7 @@ def test_ingest_accounts_for_every_line_and_is_idempotent(
 
     # A Step Functions retry of the same day adds nothing and changes no row.
     version_before = table_version(spark, bronze_uri)
-    assert ingest_clickstream.main(_args(cfg, END, "test")) == 0
+    assert ingest.main(["--source", "web", *_args(cfg, END, "test")]) == 0
     rerun = _last_summary(capfd.readouterr().err)
     assert rerun["inserted"] == 0
     assert rerun["already_present"] == summary["inserted"] + summary["already_present"]
@@ -111,8 +111,8 @@ def test_replayed_file_adds_nothing(
         (target / f"replay-{f.name}").write_bytes(f.read_bytes())
     before = read_delta(spark, cfg.table_uri("bronze.clickstream")).count()
     # Beyond max_late_days the old events would be quarantined, so widen the window.
-    args = [*_args(cfg, replay_day, "test"), "--set", "ingest.clickstream.max_late_days=5"]
-    assert ingest_clickstream.main(args) == 0
+    args = [*_args(cfg, replay_day, "test"), "--set", "ingest.web.max_late_days=5"]
+    assert ingest.main(["--source", "web", *args]) == 0
     summary = _last_summary(capfd.readouterr().err)
     assert summary["inserted"] == 0
     assert read_delta(spark, cfg.table_uri("bronze.clickstream")).count() == before
@@ -139,9 +139,9 @@ def test_missing_landing_day_fails_with_one_line_reason(
     local_lake: tuple, capfd: pytest.CaptureFixture[str]
 ) -> None:
     cfg, _, _, _ = local_lake
-    assert ingest_clickstream.main(_args(cfg, date(2020, 1, 1), "test")) == 1
+    assert ingest.main(["--source", "web", *_args(cfg, date(2020, 1, 1), "test")]) == 1
     last = capfd.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("ingest_clickstream failed: LandingDataMissingError: no input files at")
+    assert last.startswith("ingest failed: LandingDataMissingError: no input files at")
 
 
 def test_empty_delivery_fails_before_anything_is_written(
@@ -152,7 +152,7 @@ def test_empty_delivery_fails_before_anything_is_written(
     folder = Path(cfg.paths.landing) / "clickstream" / f"date={day}"
     folder.mkdir(parents=True)
     (folder / "part-0.jsonl").write_bytes(b"")
-    assert ingest_clickstream.main(_args(cfg, day, "test")) == 1
+    assert ingest.main(["--source", "web", *_args(cfg, day, "test")]) == 1
     last = capfd.readouterr().err.strip().splitlines()[-1]
     assert "LandingDataMissingError: no readable lines in the files at" in last
     for table in ("bronze.clickstream", "bronze.clickstream_quarantine"):
@@ -160,7 +160,7 @@ def test_empty_delivery_fails_before_anything_is_written(
 
 
 def test_bad_run_date_is_a_usage_error(capfd: pytest.CaptureFixture[str]) -> None:
-    assert ingest_clickstream.main(["--env", "test", "--run-date", "2026-13-01"]) == 2
+    assert ingest.main(["--source", "web", *["--env", "test", "--run-date", "2026-13-01"]]) == 2
     assert "expected YYYY-MM-DD" in capfd.readouterr().err.strip().splitlines()[-1]
 
 
@@ -177,7 +177,7 @@ def test_ingest_on_s3a_against_moto(
     assert cfg.table_uri("bronze.clickstream").startswith("s3a://decisionlake-lake/")
     manifest = generate(spark, cfg, build_spec(cfg, end_date=END, days=1, advisors=15, seed=3))
     for attempt in range(2):
-        assert ingest_clickstream.main(_args(cfg, END, "local-s3")) == 0
+        assert ingest.main(["--source", "web", *_args(cfg, END, "local-s3")]) == 0
         summary = _last_summary(capfd.readouterr().err)
         _check_day_against_manifest(spark, cfg, manifest, END, summary)
         if attempt == 1:
@@ -192,7 +192,9 @@ def test_spark_submit_entry_point(local_lake: tuple) -> None:
     out = subprocess.run(
         [
             str(REPO / "scripts" / "spark-submit"),
-            str(REPO / "jobs" / "ingest_clickstream.py"),
+            str(REPO / "jobs" / "ingest.py"),
+            "--source",
+            "web",
             *_args(cfg, END, "test"),
         ],
         capture_output=True,

@@ -13,7 +13,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from decisionlake.io import lake
-from decisionlake.jobs import ingest_clickstream
+from decisionlake.jobs import ingest
 
 from .conftest import make_config
 
@@ -53,10 +53,10 @@ def test_quarantine_commits_after_bronze_and_not_at_all_when_bronze_fails(
 
     with monkeypatch.context() as patch:
         patch.setattr(lake, "merge_insert_new", merge_fails)
-        assert ingest_clickstream.main(_args(tmp_path)) == 1
+        assert ingest.main(["--source", "web", *_args(tmp_path)]) == 1
     assert not lake.delta_table_exists(spark, quarantine)  # no quarantine for a missing day
 
-    assert ingest_clickstream.main(_args(tmp_path)) == 0
+    assert ingest.main(["--source", "web", *_args(tmp_path)]) == 0
     assert lake.read_delta(spark, bronze).count() == 2
     assert lake.read_delta(spark, quarantine).count() == 1
 
@@ -89,7 +89,7 @@ def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
     (folder / "two_members.json.gz").write_bytes(two_members)
     cfg = make_config("test", tmp_path)
 
-    assert ingest_clickstream.main(_args(tmp_path)) == 0
+    assert ingest.main(["--source", "web", *_args(tmp_path)]) == 0
     summary = json.loads(
         [ln for ln in capfd.readouterr().err.splitlines() if '"job_succeeded"' in ln][-1]
     )["summary"]
@@ -110,8 +110,8 @@ def test_a_corrupt_file_is_quarantined_and_the_rest_of_the_day_ingested(
     assert files["plain.json.gz"]["reason"] == "NOT_GZIP"
 
     # Configured to fail: the good files are still ingested, then the job says what failed.
-    fail = [*_args(tmp_path), "--set", "ingest.quarantined_files={ingest_clickstream: fail}"]
-    assert ingest_clickstream.main(fail) == 1
+    fail = [*_args(tmp_path), "--set", "ingest.web.quarantined_files=fail"]
+    assert ingest.main(["--source", "web", *fail]) == 1
     assert "2 file(s) of 2026-11-24 quarantined" in capfd.readouterr().err.splitlines()[-1]
     assert lake.read_delta(spark, cfg.table_uri("bronze.clickstream")).count() == 5
 

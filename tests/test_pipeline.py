@@ -44,11 +44,11 @@ def test_shipped_pipeline_waves() -> None:
     ("steps", "message"),
     [
         ("    - {name: a, job: nope}\n", r"steps\[0\]\.job: unknown job 'nope'"),
-        ("    - {name: a, job: ingest_crm, depends_on: [zz]}\n", "unknown step 'zz'"),
-        ("    - {name: a, job: ingest_crm}\n    - {name: a, job: ingest_text}\n", "duplicate"),
-        ("    - {name: a, job: ingest_crm, depends_on: [b]}\n"
+        ("    - {name: a, job: ingest_text, depends_on: [zz]}\n", "unknown step 'zz'"),
+        ("    - {name: a, job: ingest_text}\n    - {name: a, job: publish}\n", "duplicate"),
+        ("    - {name: a, job: ingest_text, depends_on: [b]}\n"
          "    - {name: b, job: ingest_text, depends_on: [a]}\n", "cycle"),
-        ("    - {name: a, job: ingest_crm, retry: 3}\n", r"steps\[0\]\.retry: unknown key"),
+        ("    - {name: a, job: ingest_text, retry: 3}\n", r"steps\[0\]\.retry: unknown key"),
     ],
 )  # fmt: skip
 def test_invalid_definitions_are_refused(tmp_path: Path, steps: str, message: str) -> None:
@@ -57,8 +57,8 @@ def test_invalid_definitions_are_refused(tmp_path: Path, steps: str, message: st
 
 
 DAG = (
-    "    - {name: a, job: ingest_crm}\n"
-    "    - {name: b, job: ingest_clickstream}\n"
+    "    - {name: a, job: ingest_text}\n"
+    "    - {name: b, job: ingest, args: [--source, web]}\n"
     "    - {name: c, job: ingest_text, depends_on: [a]}\n"
     "    - {name: d, job: build_sessions, depends_on: [b, c]}\n"
 )

@@ -10,11 +10,11 @@ from datetime import date, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from decisionlake.clickstream.adapters import CANONICAL_SCHEMA
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
 from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
 from decisionlake.config import load_config
+from decisionlake.sources.canonical import CANONICAL_SCHEMA
 from decisionlake.text.ingest import file_note_candidates, json_note_candidates
 
 

@@ -22,8 +22,7 @@ from decisionlake.jobs import (
     build_identity,
     build_sessions,
     build_text_features,
-    ingest_clickstream,
-    ingest_crm,
+    ingest,
     ingest_text,
 )
 from decisionlake.text import pipeline_store
@@ -58,10 +57,10 @@ def text_lake(
     )
     manifest = generate(spark, cfg, build_spec(cfg, end_date=END, days=2, advisors=60, seed=5))
     # The whole path once, here: every test below reads it, in any order.
-    assert ingest_crm.main(_args(cfg, END)) == 0
+    assert ingest.main(["--source", "crm", *_args(cfg, END)]) == 0
     ingested = {day: run_ok(ingest_text, _args(cfg, day)) for day in DAYS}
     for day in DAYS:
-        assert ingest_clickstream.main(_args(cfg, day)) == 0
+        assert ingest.main(["--source", "web", *_args(cfg, day)]) == 0
     for job in (build_sessions, build_identity, build_text_features, build_advisor_360):
         assert job.main(_args(cfg, END)) == 0
     return {"cfg": cfg, "manifest": manifest, "root": root, "ingested": ingested}
@@ -186,7 +185,7 @@ def test_real_cfpb_narratives_through_the_text_path(spark: SparkSession, tmp_pat
     crm_dir = Path(cfg.paths.landing) / "crm" / "advisors"
     crm_dir.mkdir(parents=True)
     (crm_dir / "one.json").write_text(json.dumps({"advisor_id": "CONSUMER"}) + "\n")
-    assert ingest_crm.main(_args(cfg, day)) == 0
+    assert ingest.main(["--source", "crm", *_args(cfg, day)]) == 0
     summary = run_ok(ingest_text, _args(cfg, day))
     assert summary["rows_in"] == summary["accepted"] == len(narratives)  # nothing lost
     args = _args(cfg, day, "--set", "text.lda_topics=5", "--set", "text.min_doc_freq=3")

@@ -31,7 +31,7 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 
     asked = args.job in ("-h", "--help") or (args.job is None and {"-h", "--help"} & set(rest))
     if asked or args.job is None:
-        print(_run_usage(JOBS), file=sys.stdout if asked else sys.stderr)
+        print(_run_usage(JOBS, _source_names()), file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2
     if args.job not in JOBS:
         print(f"unknown job {args.job!r}; known: {', '.join(sorted(JOBS))}", file=sys.stderr)
@@ -39,14 +39,23 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     return int(importlib.import_module(JOBS[args.job]).main(rest))
 
 
-def _run_usage(jobs: dict[str, str]) -> str:
+def _source_names() -> list[str]:
+    """The sources the base configuration enables (an environment may add more)."""
+    try:
+        return sorted(load_config("local").ingest)
+    except ConfigError:
+        return []
+
+
+def _run_usage(jobs: dict[str, str], sources: list[str]) -> str:
     """``decisionlake run --help``: the jobs and the options every job takes."""
+    named = {"ingest": f"ingest --source SOURCE  (sources: {', '.join(sources)})"}
     lines = [
         "usage: decisionlake run JOB --env ENV --run-date YYYY-MM-DD [--set KEY.PATH=VALUE ...]",
         "                          [--config DIR] [--run-id ID]",
         "",
         "jobs:",
-        *[f"  {name}" for name in sorted(jobs)],
+        *[f"  {named.get(name, name)}" for name in sorted(jobs)],
         "",
         "options every job takes:",
         "  --env ENV              configuration environment (conf/<env>), default local",

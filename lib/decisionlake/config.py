@@ -23,6 +23,34 @@ from decisionlake.models.spec import ModelSpec, check_spec
 
 ENVIRONMENTS = ("local", "local-s3", "test", "dev", "prod")
 MODELS_DIR = "models"
+# The tables the suite's jobs write (sources' bronze tables come from ``ingest``). Each lives
+# at ``<lake>/<tier>/<name>`` unless ``tables`` says otherwise.
+SUITE_TABLES = (
+    "bronze.crm_notes",
+    "bronze.crm_notes_quarantine",
+    "silver.advisors",
+    "silver.events",
+    "silver.bot_events",
+    "silver.sessions",
+    "silver.page_views",
+    "silver.identity_links",
+    "silver.identity_map",
+    "silver.crm_notes",
+    "silver.note_features",
+    "gold.advisor_360",
+    "gold.text_topics",
+    "gold.advisor_text_features",
+    "gold.scores",
+    "gold.call_list",
+    "gold.campaign_uplift",
+    "gold.score_outcomes",
+    "ops.dq_results",
+    "ops.dq_quarantine",
+    "ops.model_monitoring",
+    "ops.runs",
+    "ops.file_quarantine",
+    "ops.erasures",
+)
 QUARANTINABLE = (
     "not_null",
     "accepted_values",
@@ -94,36 +122,39 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
-class ClickstreamIngestConfig:
-    """Validation limits for raw web events."""
+class SourceConfig:
+    """One raw source, ``ingest.<source>``: where its rules live, its tables and its limits.
 
+    The entry is what enables a source: ``decisionlake run ingest --source <source>`` ingests
+    it, and ``build_sessions`` reads its bronze table when the module maps events.
+    """
+
+    module: str = ""
+    """The source module (default ``decisionlake.sources.<source>``): any importable module
+    that defines ``SOURCE`` (see :mod:`decisionlake.sources`)."""
+    table: str = ""
+    """The bronze table (default ``bronze.<source>_events``); its quarantine is
+    ``<table>_quarantine``."""
     max_line_bytes: int = _checked(32_768, "positive")
     max_late_days: int = _checked(3, "non_negative")
     max_future_skew_minutes: int = _checked(10, "non_negative")
     min_event_date: str = _checked("2015-01-01", "date")
-    event_types: list[str] = field(
-        default_factory=lambda: [
-            "page_view",
-            "page_ping",
-            "click",
-            "search",
-            "document_download",
-            "video_play",
-            "form_submit",
-            "login",
-        ]
-    )
+    event_types: list[str] = field(default_factory=list)
+    """Accepted event types, for a source whose rules check them (empty: the module's own)."""
+    quarantined_files: Literal["fail", "warn"] = "warn"
+    """``fail`` makes the ingest exit 1 after writing the good files when any file was
+    quarantined (the pipeline stops and alerts); ``warn`` logs it and goes on."""
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    """Per-source ingest settings."""
+def source_module(name: str, source: SourceConfig) -> str:
+    """The module that defines source ``name``."""
+    return source.module or f"decisionlake.sources.{name}"
 
-    clickstream: ClickstreamIngestConfig = field(default_factory=ClickstreamIngestConfig)
-    quarantined_files: dict[str, Literal["fail", "warn"]] = field(default_factory=dict)
-    """Per ingest job (``ingest_clickstream``, ``ingest_ga4``, ...): ``fail`` makes the ingest
-    exit 1 after writing the good files when any file was quarantined (the pipeline stops
-    and alerts); ``warn`` (default) logs it and goes on."""
+
+def source_tables(name: str, source: SourceConfig) -> tuple[str, str]:
+    """The logical names of the source's bronze table and its quarantine (by convention)."""
+    bronze = source.table or f"bronze.{name}_events"
+    return bronze, f"{bronze}_quarantine"
 
 
 @dataclass(frozen=True)
@@ -223,6 +254,8 @@ class TextConfig:
     languages: dict[str, list[str]] = field(default_factory=dict)
     refit: bool = False
     model_version: str = ""
+    quarantined_files: Literal["fail", "warn"] = "warn"
+    """As ``ingest.<source>.quarantined_files``, for the note files."""
 
 
 @dataclass(frozen=True)
@@ -394,10 +427,12 @@ class AppConfig:
 
     env: str
     paths: PathsConfig
-    tables: dict[str, str]
+    tables: dict[str, str] = field(default_factory=dict)
+    """Locations that differ from ``<lake>/<tier>/<name>`` (URI templates on ``{lake}``)."""
     spark: SparkConfig = field(default_factory=SparkConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
-    ingest: IngestConfig = field(default_factory=IngestConfig)
+    ingest: dict[str, SourceConfig] = field(default_factory=dict)
+    """The enabled raw sources by name."""
     clickstream: ClickstreamConfig = field(default_factory=ClickstreamConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     advisor_360: Advisor360Config = field(default_factory=Advisor360Config)
@@ -415,18 +450,29 @@ class AppConfig:
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     call_list: CallListConfig = field(default_factory=CallListConfig)
 
+    def table_names(self) -> list[str]:
+        """Every logical table: the suite's own, each enabled source's bronze table and
+        quarantine, and any other name ``tables`` gives a location."""
+        names = set(SUITE_TABLES) | set(self.tables)
+        for name, source in self.ingest.items():
+            names.update(source_tables(name, source))
+        return sorted(names)
+
     def table_uri(self, logical_name: str) -> str:
-        """Resolve a logical table name (``bronze.clickstream``) to its URI."""
-        try:
-            template = self.tables[logical_name]
-        except KeyError:
-            known = ", ".join(sorted(self.tables))
-            raise ConfigError(f"tables.{logical_name}: unknown table (known: {known})") from None
+        """Resolve a logical table name (``bronze.clickstream``) to its URI: ``tables`` when
+        it names one, else by convention ``<lake>/<tier>/<name>``."""
+        template = self.tables.get(logical_name)
+        if template is None:
+            if logical_name not in self.table_names():
+                known = ", ".join(self.table_names())
+                raise ConfigError(f"tables.{logical_name}: unknown table (known: {known})")
+            tier, _, name = logical_name.partition(".")
+            template = f"{{lake}}/{tier}/{name}"
         return template.format(lake=self.paths.lake.rstrip("/"))
 
     def catalog(self) -> dict[str, str]:
         """All logical table names mapped to URIs."""
-        return {name: self.table_uri(name) for name in sorted(self.tables)}
+        return {name: self.table_uri(name) for name in self.table_names()}
 
 
 def default_conf_dir() -> Path:

@@ -313,7 +313,7 @@ def cluster_executor(
         step: Step, run_date: date, settings: Sequence[str]
     ) -> tuple[int, str, dict[str, Any]]:
         archives = localise(release, work_root / "localised", s3_endpoint)
-        container = work_root / "drivers" / f"{step.job}-{run_date}-{uuid.uuid4().hex[:8]}"
+        container = work_root / "drivers" / f"{step.name}-{run_date}-{uuid.uuid4().hex[:8]}"
         container.mkdir(parents=True)
         for link, folder in archives.items():
             (container / link).symlink_to(folder)

@@ -1,9 +1,16 @@
 """Line-oriented ingest shared by every raw source: validate, quarantine, dedupe, MERGE.
 
-A source supplies a :class:`LineIngestSpec`: how to validate raw lines (adding ``reason`` and
-``_key``) and how to shape valid ones into its bronze schema. The runner does the rest the same
-way for all: rejected lines replace the run date's slice of the quarantine table, valid lines are
-deduplicated on the key and inserted with an insert-only MERGE, and the accounting is checked.
+A source supplies a :class:`LineIngestSpec`: how to validate raw lines and how to shape valid
+ones into its bronze schema. The runner does the rest the same way for all: rejected lines
+replace the run date's slice of the quarantine table, valid lines are deduplicated on the key and
+inserted with an insert-only MERGE (or upserted, for a dimension), and the accounting is checked.
+
+The contract of ``validate(raw, *, ingest_date, limits)``: ``raw`` has one row per delivered
+line, ``value`` (the line, bytes as delivered, without its LF, a CRLF's CR or a byte-order
+mark), ``source_file`` and ``line_bytes``; the result keeps those and adds ``reason`` (NULL for
+a valid line, a quarantine reason code, or :data:`HEADER_LINE` for a header line, which is
+counted apart) and ``_p`` (whatever the source parsed, read by its ``to_bronze``). ``limits`` is
+the source's ``ingest.<source>`` config.
 """
 
 from __future__ import annotations
@@ -50,6 +57,11 @@ FILE_QUARANTINE_SCHEMA = T.StructType(
         T.StructField("run_id", T.StringType(), False),
     ]
 )
+
+
+HEADER_LINE = "HEADER_LINE"
+"""``reason`` of a delimited file's header line: neither accepted nor quarantined, counted as
+``header_lines`` (rows in = accepted + quarantined + header lines)."""
 
 
 class AccountingError(RuntimeError):
@@ -134,15 +146,14 @@ def file_verdicts(
 
 @dataclass(frozen=True)
 class LineIngestSpec:
-    """How one raw source becomes bronze."""
+    """How one raw source's lines become bronze (declared by the source's module)."""
 
-    name: str
     landing_dir: str
-    bronze_table: str
-    quarantine_table: str
+    """Under the landing zone; ``date=<run date>/`` below it when ``dated``."""
     bronze_schema: T.StructType
     key: str
     order_by: tuple[str, ...]
+    """Which of several lines with one key wins (the first by these columns)."""
     partition_by: tuple[str, ...]
     validate: Callable[..., DataFrame]
     to_bronze: Callable[..., DataFrame]
@@ -155,6 +166,18 @@ class LineIngestSpec:
     """The bronze partition value (one ``partition_by`` column) of a validated line: lets the
     validation pass also list the partitions the batch touches, so the MERGE needs no pass of
     its own to prune the target."""
+
+
+@dataclass(frozen=True)
+class IngestTarget:
+    """Where one source's ingest writes, and its settings (``ingest.<source>``)."""
+
+    source: str
+    bronze_table: str
+    quarantine_table: str
+    limits: Any
+    """Passed to the source's ``validate`` as ``limits``."""
+    quarantined_files: str = "warn"
 
 
 def to_quarantine(
@@ -170,48 +193,8 @@ def to_quarantine(
         "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
         "run_id": F.lit(run_id),
     }
-    return project(validated.where(F.col("reason").isNotNull()), QUARANTINE_SCHEMA, columns)
-
-
-def line_rules(
-    raw: Column, parsed: Column, corrupt: str, *, max_line_bytes: int
-) -> list[tuple[Column, str]]:
-    """Rules every JSON-lines source applies first: size, encoding, emptiness, JSON syntax,
-    then what a JSON parser would otherwise change silently: a key given twice (the last one
-    would win) and a lone UTF-16 surrogate escape (it would become ``?``)."""
-    keys = F.json_object_keys(raw)
-    return [
-        (F.octet_length(raw) > max_line_bytes, "OVERSIZED_LINE"),
-        (~F.is_valid_utf8(raw), "INVALID_UTF8"),
-        (raw.isNull() | (F.trim(raw) == ""), "EMPTY_LINE"),
-        (
-            parsed.isNull() | parsed[corrupt].isNotNull() | ~F.trim(raw).startswith("{"),
-            "MALFORMED_JSON",
-        ),
-        (F.size(keys) != F.size(F.array_distinct(keys)), "DUPLICATE_KEY"),
-        (raw.rlike(LONE_SURROGATE), "LONE_SURROGATE"),
-    ]
-
-
-# A high surrogate escape not followed by a low one, or a low one not preceded by a high one.
-LONE_SURROGATE = (
-    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-)
-
-
-def first_failing(rules: list[tuple[Column, str]]) -> Column:
-    """The code of the first rule whose condition holds, else NULL."""
-    reason: Column = F.lit(None).cast("string")
-    for condition, code in reversed(rules):
-        reason = F.when(condition, F.lit(code)).otherwise(reason)
-    return reason
-
-
-def parse_json_lines(raw: DataFrame, schema: T.StructType, corrupt: str) -> DataFrame:
-    """Add ``_p``: the line parsed with ``schema`` (NULL for invalid UTF-8, never an error)."""
-    parsed = F.from_json(F.col("value"), schema, {"columnNameOfCorruptRecord": corrupt})
-    return raw.withColumn("_p", F.when(F.is_valid_utf8("value"), parsed))
+    rejected = F.col("reason").isNotNull() & (F.col("reason") != HEADER_LINE)
+    return project(validated.where(rejected), QUARANTINE_SCHEMA, columns)
 
 
 def dedupe_on(df: DataFrame, *, key: str, order_by: tuple[str, ...]) -> DataFrame:
@@ -288,22 +271,22 @@ def checked_text_lines(
     return readable, count, bad_files, by_reason
 
 
-def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
+def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget) -> dict[str, Any]:
     """Ingest ``<landing>/<landing_dir>/date=<run-date>/``; returns the accounting summary."""
     cfg, spark, log = ctx.cfg, ctx.spark, ctx.log
     day = ctx.run_date.isoformat()
     source = f"{cfg.paths.landing.rstrip('/')}/{spec.landing_dir}"
     if spec.dated:
         source += f"/date={day}"
-    bronze_uri = cfg.table_uri(spec.bronze_table)
-    quarantine_uri = cfg.table_uri(spec.quarantine_table)
+    bronze_uri = cfg.table_uri(target.bronze_table)
+    quarantine_uri = cfg.table_uri(target.quarantine_table)
     ingested_at = F.current_timestamp()
     shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
 
     files = lake.inspect_landing_files(spark, source)
     raw = lake.read_text_lines(spark, source)
     all_lines = (
-        spec.validate(raw, ingest_date=ctx.run_date, cfg=cfg)
+        spec.validate(raw, ingest_date=ctx.run_date, limits=target.limits)
         # The raw line is kept for rejected lines only, the parsed one for valid lines only:
         # the cached batch holds each line once.
         .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
@@ -354,7 +337,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
                 partition_by=["ingest_date"],
             )
             st.add(rows_written=metrics.get("numOutputRows", 0), version=metrics.get("version"))
-        write_file_quarantine(ctx, spec.name, bad_files)
+        write_file_quarantine(ctx, target.source, bad_files)
         return lines_read, metrics
 
     def merge_bronze(touched: list[Any] | None) -> dict[str, Any]:
@@ -391,6 +374,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
                 by_reason = count_by_reason()
                 valid = by_reason.get("VALID", {"rows": 0})
                 rejected = sum(int(r["rows"]) for k, r in by_reason.items() if k != "VALID")
+                # (header lines included: a file of nothing but its header is still a delivery)
                 if int(valid["rows"]) + rejected == 0 and not spec.allow_empty:
                     raise lake.LandingDataMissingError(f"no lines in the files at {source}")
                 st.add(valid=int(valid["rows"]), quarantined=rejected)
@@ -407,13 +391,14 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     # waited for, then read, by the other).
     try:
         if lines_read == 0 and bad and not spec.allow_empty:
-            write_file_quarantine(ctx, spec.name, bad_files)  # nothing readable: record, fail
+            write_file_quarantine(ctx, target.source, bad_files)  # nothing readable: record, fail
         (lines_read, q_metrics), (by_reason, b_metrics) = lake.run_concurrently(
             spark, count_then_write_quarantine, validate_then_merge
         )
     finally:
         all_lines.unpersist()
     valid_rows = int(by_reason.pop("VALID", {"rows": 0})["rows"])
+    header_lines = int(by_reason.pop(HEADER_LINE, {"rows": 0})["rows"])
     quarantined = {reason: int(r["rows"]) for reason, r in sorted(by_reason.items())}
     inserted = b_metrics.get("numTargetRowsInserted", 0)
     valid_keys = b_metrics["numSourceRows"]  # the deduplicated batch the MERGE read
@@ -421,16 +406,18 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
 
     summary = {
         "run_date": day,
-        "source": source,
+        "source": target.source,
+        "landing": source,
         "rows_in": lines_read,
         "accepted": valid_rows,
         "quarantined": sum(quarantined.values()),
         "quarantined_by_reason": quarantined,
+        "header_lines": header_lines,
         "duplicates_in_batch": valid_rows - valid_keys,
         "inserted": inserted,
         "updated": updated,
         "already_present": valid_keys - inserted,
-        "tables": {spec.bronze_table: bronze_uri, spec.quarantine_table: quarantine_uri},
+        "tables": {target.bronze_table: bronze_uri, target.quarantine_table: quarantine_uri},
         "files": {
             "in": len(files),
             "read": files_read,
@@ -441,19 +428,22 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec) -> dict[str, Any]:
     }
     check_accounting(summary, quarantine_rows_written=q_metrics.get("numOutputRows", 0))
     if bad:
-        log.event("files_quarantined", level="WARNING", source=spec.name, files=bad_files)
-        if cfg.ingest.quarantined_files.get(spec.name, "warn") == "fail":
+        log.event("files_quarantined", level="WARNING", source=target.source, files=bad_files)
+        if target.quarantined_files == "fail":
             raise QuarantinedFilesError(
                 f"{len(bad)} file(s) of {day} quarantined ({files_by_reason}); the good files "
-                f"were ingested; see ops.file_quarantine (source {spec.name})"
+                f"were ingested; see ops.file_quarantine (source {target.source})"
             )
     return summary
 
 
 def check_accounting(summary: dict[str, Any], *, quarantine_rows_written: int) -> None:
     """Fail loudly if any line is unaccounted for."""
-    if summary["rows_in"] != summary["accepted"] + summary["quarantined"]:
-        raise AccountingError(f"rows in {summary['rows_in']} != accepted + quarantined: {summary}")
+    headers = summary.get("header_lines", 0)
+    if summary["rows_in"] != summary["accepted"] + summary["quarantined"] + headers:
+        raise AccountingError(
+            f"rows in {summary['rows_in']} != accepted + quarantined + header lines: {summary}"
+        )
     if quarantine_rows_written != summary["quarantined"]:
         raise AccountingError(
             f"quarantine wrote {quarantine_rows_written} rows, expected {summary['quarantined']}"

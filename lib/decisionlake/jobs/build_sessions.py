@@ -17,7 +17,6 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake.clickstream.adapters import discover
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
 from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
@@ -25,20 +24,21 @@ from decisionlake.core.aws import pseudonymisation_key
 from decisionlake.core.frames import RunWindow, cached
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.io import lake
+from decisionlake.sources import event_sources
 
 NAME = "build_sessions"
 
 
 def read_canonical_events(ctx: JobContext, window: RunWindow) -> DataFrame | None:
-    """Canonical events of every adapter whose bronze table exists, for a date range."""
+    """Canonical events of every event source whose bronze table exists, for a date range."""
     frames = []
-    for adapter in discover():
-        uri = ctx.cfg.table_uri(adapter.bronze_table)
+    for source in event_sources(ctx.cfg):
+        uri = ctx.cfg.table_uri(source.bronze_table)
         if not lake.delta_table_exists(ctx.spark, uri):
-            ctx.log.event("source_skipped", source=adapter.source, reason=f"no table at {uri}")
+            ctx.log.event("source_skipped", source=source.name, reason=f"no table at {uri}")
             continue
         bronze = lake.read_delta(ctx.spark, uri).where(window.contains("event_date"))
-        frames.append(adapter.to_canonical(bronze))
+        frames.append(source.source.events.to_canonical(bronze))
     return reduce(DataFrame.unionByName, frames) if frames else None
 
 
@@ -59,7 +59,7 @@ def classified_events(ctx: JobContext, window: RunWindow) -> DataFrame:
         classify_bots,
         rules=cs.bots,
         timeout_minutes=cs.session_timeout_minutes,
-        ping_sources=[a.source for a in discover() if a.page_pings],
+        ping_sources=[s.name for s in event_sources(ctx.cfg) if s.source.events.page_pings],
     )
 
 

@@ -83,7 +83,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     crm_uri = cfg.table_uri("bronze.crm_advisors")
     if not lake.delta_table_exists(spark, crm_uri):
         raise RuntimeError(
-            f"no CRM table at {crm_uri}: run ingest_crm first (redaction needs the names it knows)"
+            f"no CRM table at {crm_uri}: run `ingest --source crm` first (redaction needs "
+            "the names it knows)"
         )
     shaping = {
         "ingest_date": ctx.run_date,
@@ -192,7 +193,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         },
     }
     check_accounting(summary, quarantine_rows_written=q.get("numOutputRows", 0))
-    if bad_files and cfg.ingest.quarantined_files.get(NAME, "warn") == "fail":
+    if bad_files and cfg.text.quarantined_files == "fail":
         raise QuarantinedFilesError(
             f"{len(bad_files)} note file(s) of {ctx.run_date} quarantined; the readable ones "
             f"were ingested; see ops.file_quarantine (source {NAME})"

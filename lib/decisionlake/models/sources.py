@@ -26,7 +26,7 @@ class TrainingDataError(ConfigError):
 
 def resolve(cfg: AppConfig, ref: TableRef) -> str:
     """A spec's table: a logical name of the catalog, or a URI as given."""
-    return cfg.table_uri(ref.table) if ref.table in cfg.tables else ref.table
+    return cfg.table_uri(ref.table) if ref.table in cfg.table_names() else ref.table
 
 
 def check_columns(df: DataFrame, columns: list[str], *, what: str, table: str) -> None:

@@ -30,12 +30,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.clickstream.adapters import discover
 from decisionlake.config import AppConfig, ConfigError, load_config
 from decisionlake.core.aws import pseudonymisation_key
 from decisionlake.core.frames import project
 from decisionlake.core.logs import JobLogger
 from decisionlake.io import lake
+from decisionlake.sources import event_sources
 
 RAW_TEXT_COLUMNS = ("raw_line", "sample_failing", "detail")
 ADVISOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}")
@@ -112,8 +112,18 @@ def find_person(
     return person
 
 
-def predicate(df: DataFrame, person: Person) -> Column | None:
-    """Rows of a table that belong to the person (None: the table cannot hold them)."""
+def visitor_columns(cfg: AppConfig) -> dict[str, str]:
+    """Each event source's bronze visitor-id column, mapped to the source's name."""
+    return {s.source.events.visitor_column: s.name for s in event_sources(cfg) if s.source.events}
+
+
+def predicate(
+    df: DataFrame, person: Person, visitor_columns: dict[str, str] | None = None
+) -> Column | None:
+    """Rows of a table that belong to the person (None: the table cannot hold them).
+
+    ``visitor_columns``: the bronze column of each event source's visitor id, by column
+    (:func:`visitor_columns`)."""
     cols = set(df.columns)
     parts: list[Column] = []
     ids = sorted(person.advisor_ids)
@@ -123,9 +133,8 @@ def predicate(df: DataFrame, person: Person) -> Column | None:
         parts.append(F.col("user_id").isin(*ids))
     if "email" in cols and person.emails:
         parts.append(F.lower(F.trim("email")).isin(*sorted(person.emails)))
-    # Bronze names of visitor ids, as each source adapter declares them.
-    raw_ids = {a.visitor_column: a.source for a in discover() if a.visitor_column}
-    for column, source in raw_ids.items():
+    # Bronze names of visitor ids, as each event source declares them.
+    for column, source in (visitor_columns or {}).items():
         ids_of_source = sorted(v for s, v in person.visitors if s == source)
         if column in cols and ids_of_source:
             parts.append(F.col(column).isin(*ids_of_source))
@@ -234,7 +243,7 @@ def erase(
     for name, uri in cfg.catalog().items():
         if not lake.delta_table_exists(spark, uri):
             continue
-        condition = predicate(lake.read_delta(spark, uri), person)
+        condition = predicate(lake.read_delta(spark, uri), person, visitor_columns(cfg))
         if condition is None:
             continue
         with log.stage("erase", table=name) as st:

@@ -35,10 +35,10 @@ class Tables(Mapping[str, DataFrame]):
         return lake.read_delta(self.spark, uri)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self.cfg.tables))
+        return iter(self.cfg.table_names())
 
     def __len__(self) -> int:
-        return len(self.cfg.tables)
+        return len(self.cfg.table_names())
 
     def uri(self, name: str) -> str:
         return self.cfg.table_uri(name)

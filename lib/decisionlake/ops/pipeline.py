@@ -38,6 +38,8 @@ class Step:
     backoff_seconds: int = 60
     timeout_minutes: int = 60
     settings: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    """The job's own arguments (``--source web`` for ``ingest``)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ _STEP_KEYS = {
     "backoff_seconds",
     "timeout_minutes",
     "settings",
+    "args",
 }
 
 
@@ -81,7 +84,7 @@ def load_pipeline(path: str | Path | None = None) -> PipelineDef:
     if not isinstance(raw, dict) or not raw.get("steps"):
         raise ConfigError(f"{path}: expected pipeline.steps")
     defaults = raw.get("defaults", {}) or {}
-    unknown_defaults = set(defaults) - (_STEP_KEYS - {"name", "job", "depends_on"})
+    unknown_defaults = set(defaults) - (_STEP_KEYS - {"name", "job", "depends_on", "args"})
     if unknown_defaults:
         raise ConfigError(f"pipeline.defaults.{sorted(unknown_defaults)[0]}: unknown key")
     steps: list[Step] = []
@@ -106,6 +109,7 @@ def load_pipeline(path: str | Path | None = None) -> PipelineDef:
                 backoff_seconds=int(merged.get("backoff_seconds", 60)),
                 timeout_minutes=int(merged.get("timeout_minutes", 60)),
                 settings=tuple(merged.get("settings", []) or []),
+                args=tuple(str(a) for a in merged.get("args", []) or []),
             )
         )
     names = [s.name for s in steps]
@@ -155,7 +159,7 @@ Executor = Callable[[Step, date, Sequence[str]], tuple[int, str, dict[str, Any]]
 
 
 def job_argv(step: Step, run_date: date, env: str, settings: Sequence[str]) -> list[str]:
-    argv = ["--env", env, "--run-date", run_date.isoformat()]
+    argv = [*step.args, "--env", env, "--run-date", run_date.isoformat()]
     for value in (*step.settings, *settings):
         argv += ["--set", value]
     return argv

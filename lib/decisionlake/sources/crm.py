@@ -1,4 +1,5 @@
-"""CRM advisors dimension: raw snapshot lines -> bronze (restricted, PII) -> silver (no PII)."""
+"""Source ``crm``: the CRM advisors snapshot (JSON lines under ``<landing>/crm/advisors/``) ->
+bronze (restricted, PII) -> silver.advisors (no PII)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.config import AppConfig
+from decisionlake.config import SourceConfig
 from decisionlake.core.frames import project
 from decisionlake.core.privacy import hmac_sha256
-from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
+from decisionlake.io.ingest import LineIngestSpec
+from decisionlake.sources import Derived, Source
+from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
 CORRUPT_COLUMN = "_corrupt_record"
 ATTRIBUTES = ("firm", "branch", "channel", "region", "aum_band")
@@ -41,13 +44,11 @@ def normalized_email_sha256(email: Column) -> Column:
     return F.sha2(F.lower(F.trim(email)), 256)
 
 
-def validate_advisors(raw: DataFrame, *, ingest_date: date, cfg: AppConfig) -> DataFrame:
+def validate_advisors(raw: DataFrame, *, ingest_date: date, limits: SourceConfig) -> DataFrame:
     """Parse advisor lines; reason codes for missing ids and malformed emails."""
     del ingest_date
     p = F.col("_p")
-    rules = line_rules(
-        F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=cfg.ingest.clickstream.max_line_bytes
-    )
+    rules = line_rules(F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=limits.max_line_bytes)
     rules += [
         (p["advisor_id"].isNull() | (F.trim(p["advisor_id"]) == ""), "MISSING_ADVISOR_ID"),
         (p["email"].isNotNull() & ~p["email"].rlike(_EMAIL), "BAD_EMAIL"),
@@ -90,3 +91,19 @@ def to_silver_advisors(bronze: DataFrame, *, key: bytes) -> DataFrame:
         hmac_sha256(normalized_email_sha256(F.col("email")), key).alias("email_token"),
         F.col("ingest_date").alias("updated_on"),
     )
+
+
+SOURCE = Source(
+    ingest=LineIngestSpec(
+        landing_dir="crm/advisors",
+        bronze_schema=BRONZE_SCHEMA,
+        key="advisor_id",
+        order_by=("source_file",),
+        partition_by=(),
+        validate=validate_advisors,
+        to_bronze=to_bronze_advisors,
+        dated=False,  # a full snapshot, replaced when the CRM exports again
+        upsert_columns=COMPARED_COLUMNS,
+    ),
+    derived=(Derived("silver.advisors", to_silver_advisors),),
+)

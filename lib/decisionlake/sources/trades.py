@@ -1,4 +1,5 @@
-"""Fund trades (the outcomes models learn from): raw lines -> bronze.fund_trades."""
+"""Source ``trades``: fund trades (the outcomes models learn from), JSON lines under
+``<landing>/outcomes/date=D/`` -> bronze.fund_trades."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.config import AppConfig
+from decisionlake.config import SourceConfig
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
+from decisionlake.io.ingest import LineIngestSpec
+from decisionlake.sources import Source
+from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
 CORRUPT_COLUMN = "_corrupt_record"
 ACTIONS = ("purchase", "redemption")
@@ -55,15 +58,13 @@ def trade_key(p: Column) -> Column:
     )
 
 
-def validate_trades(raw: DataFrame, *, ingest_date: date, cfg: AppConfig) -> DataFrame:
+def validate_trades(raw: DataFrame, *, ingest_date: date, limits: SourceConfig) -> DataFrame:
     """Parse trade lines; reason codes for missing fields, unknown actions, sign errors."""
     del ingest_date
     p = F.col("_p")
     amount = p["amount_usd"]
     action = F.lower(p["action"])
-    rules = line_rules(
-        F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=cfg.ingest.clickstream.max_line_bytes
-    )
+    rules = line_rules(F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=limits.max_line_bytes)
     rules += [
         (p["advisor_id"].isNull() | (F.trim(p["advisor_id"]) == ""), "MISSING_ADVISOR_ID"),
         (F.try_to_date(p["trade_date"]).isNull(), "BAD_TRADE_DATE"),
@@ -102,3 +103,17 @@ def to_bronze_trades(
         "run_id": F.lit(run_id),
     }
     return project(validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)
+
+
+SOURCE = Source(
+    ingest=LineIngestSpec(
+        landing_dir="outcomes",
+        bronze_schema=BRONZE_SCHEMA,
+        key="trade_id",
+        order_by=("source_file",),
+        partition_by=(),
+        validate=validate_trades,
+        to_bronze=to_bronze_trades,
+        allow_empty=True,  # a day without trades is a normal day
+    ),
+)

@@ -13,7 +13,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import dedupe_on, first_failing, line_rules, parse_json_lines
+from decisionlake.io.ingest import dedupe_on
+from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
 from decisionlake.text.emails import parse_eml

@@ -70,7 +70,7 @@ def _spark_conf(s: DeploySettings) -> list[str]:
 def _job_args(step: Step, s: DeploySettings) -> tuple[str, list[str]]:
     """The entry point and its arguments (the run date is appended from the input)."""
     settings = [part for value in step.settings for part in ("--set", value)]
-    return f"{s.artifacts_uri}/jobs/{step.job}.py", ["--env", s.env, *settings]
+    return f"{s.artifacts_uri}/jobs/{step.job}.py", [*step.args, "--env", s.env, *settings]
 
 
 def step_submit_args(step: Step, s: DeploySettings) -> list[str]:

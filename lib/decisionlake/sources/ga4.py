@@ -1,4 +1,5 @@
-"""Google Analytics 4 BigQuery export (newline-delimited JSON) -> bronze.ga4_events."""
+"""Source ``ga4``: a Google Analytics 4 BigQuery export (newline-delimited JSON) under
+``<landing>/ga4/`` -> bronze.ga4_events, and its rows -> canonical events."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisionlake.config import AppConfig
+from decisionlake.config import SourceConfig
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import first_failing, line_rules, parse_json_lines
+from decisionlake.io.ingest import LineIngestSpec
+from decisionlake.sources import Events, Source
+from decisionlake.sources.canonical import select_canonical
+from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
 CORRUPT_COLUMN = "_corrupt_record"
 REQUIRED_FIELDS = ("event_timestamp", "event_name", "user_pseudo_id")
-EARLIEST = date(2015, 1, 1)
+NAME = "ga4"
+VISITOR_COLUMN = "user_pseudo_id"
 
 _S = T.StringType()
 PARAM_VALUE = T.StructType(
@@ -114,18 +119,14 @@ def ga4_event_id(parsed: Column) -> Column:
     ).substr(1, 32)
 
 
-def validate_ga4(raw: DataFrame, *, ingest_date: date, cfg: AppConfig) -> DataFrame:
+def validate_ga4(raw: DataFrame, *, ingest_date: date, limits: SourceConfig) -> DataFrame:
     """Parse GA4 export lines and attach ``reason`` (NULL when valid) and ``_key``."""
     del ingest_date  # exports are backfilled: any past date is legitimate
     p = F.col("_p")
     ts_us = p["event_timestamp"].try_cast("bigint")
-    earliest_us = (EARLIEST - date(1970, 1, 1)).days * 86_400_000_000
-    rules = line_rules(
-        F.col("value"),
-        p,
-        CORRUPT_COLUMN,
-        max_line_bytes=cfg.ingest.clickstream.max_line_bytes * 4,
-    )
+    earliest = date.fromisoformat(limits.min_event_date)
+    earliest_us = (earliest - date(1970, 1, 1)).days * 86_400_000_000
+    rules = line_rules(F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=limits.max_line_bytes)
     rules += [(_blank(p[name]), f"MISSING_{name.upper()}") for name in REQUIRED_FIELDS]
     rules += [
         (ts_us.isNull(), "BAD_TYPE_EVENT_TIMESTAMP"),
@@ -176,3 +177,70 @@ def ga4_param(params: Column, key: str) -> Column:
         value["double_value"].cast("string"),
         value["float_value"].cast("string"),
     )
+
+
+# GA4 event names -> canonical event types; others keep their GA4 name.
+EVENT_TYPES = {
+    "page_view": "page_view",
+    "user_engagement": "engagement",
+    "view_search_results": "search",
+    "select_item": "click",
+    "select_promotion": "click",
+    "file_download": "document_download",
+    "video_start": "video_play",
+    "generate_lead": "form_submit",
+    "login": "login",
+}
+
+
+def _not_set(col: Column) -> Column:
+    # The export writes "(not set)" / "<Other>" where it has no value.
+    return F.when(~col.isin("(not set)", "<Other>", "(none)", ""), col)
+
+
+def to_canonical(bronze: DataFrame) -> DataFrame:
+    """Map GA4 export rows to canonical events; parameters are read with built-ins."""
+    params = F.col("event_params")
+    mapping = F.create_map(*[F.lit(x) for pair in EVENT_TYPES.items() for x in pair])
+    session_id = ga4_param(params, "ga_session_id")
+    return select_canonical(
+        bronze,
+        {
+            "source": F.lit(NAME),
+            "event_id": F.col("event_id"),
+            "event_ts": F.col("event_ts"),
+            "event_date": F.col("event_date"),
+            "visitor_id": F.col(VISITOR_COLUMN),
+            "user_id": F.col("user_id"),
+            "event_type": F.coalesce(mapping[F.col("event_name")], F.col("event_name")),
+            "url": ga4_param(params, "page_location"),
+            "page_title": ga4_param(params, "page_title"),
+            "referrer": ga4_param(params, "page_referrer"),
+            "device_class_hint": F.lower(_not_set(F.col("device.category"))),
+            "browser_hint": _not_set(F.col("device.web_info.browser")),
+            "os_hint": _not_set(F.col("device.operating_system")),
+            "utm_source_hint": _not_set(ga4_param(params, "source")),
+            "utm_medium_hint": _not_set(ga4_param(params, "medium")),
+            "utm_campaign_hint": _not_set(ga4_param(params, "campaign")),
+            "source_session_id": F.when(
+                session_id.isNotNull(), F.concat_ws(":", F.col(VISITOR_COLUMN), session_id)
+            ),
+            "engagement_msec": ga4_param(params, "engagement_time_msec").try_cast("bigint"),
+            "ingest_date": F.col("ingest_date"),
+        },
+    )
+
+
+SOURCE = Source(
+    ingest=LineIngestSpec(
+        landing_dir="ga4",
+        bronze_schema=BRONZE_SCHEMA,
+        key="event_id",
+        order_by=("event_ts", "source_file"),
+        partition_by=("event_date",),
+        validate=validate_ga4,
+        to_bronze=to_bronze_ga4,
+    ),
+    # GA4 measures engaged time itself (engagement_time_msec): no page pings.
+    events=Events(to_canonical, visitor_column=VISITOR_COLUMN),
+)

@@ -1,4 +1,8 @@
-"""Raw JSON lines -> validated canonical events or quarantine rows (pure transformations)."""
+"""Source ``web``: our own tracker's events, JSON lines under ``<landing>/clickstream/``.
+
+Raw lines -> validated bronze events or quarantine rows, and bronze rows -> canonical events
+(pure transformations).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from decisionlake.config import AppConfig, ClickstreamIngestConfig
+from decisionlake.config import SourceConfig
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import first_failing, line_rules
+from decisionlake.io.ingest import LineIngestSpec
+from decisionlake.sources import Events, Source
+from decisionlake.sources.canonical import select_canonical
+from decisionlake.sources.lines import first_failing, line_rules
 from decisionlake.sources.web_contract import (
     BRONZE_SCHEMA,
     CORRUPT_COLUMN,
@@ -17,6 +24,19 @@ from decisionlake.sources.web_contract import (
     PROPERTIES_SCHEMA,
     RAW_SCHEMA,
     REQUIRED_FIELDS,
+)
+
+NAME = "web"
+VISITOR_COLUMN = "cookie_id"
+EVENT_TYPES = (
+    "page_view",
+    "page_ping",
+    "click",
+    "search",
+    "document_download",
+    "video_play",
+    "form_submit",
+    "login",
 )
 
 
@@ -39,7 +59,7 @@ def rejection_reason(
     ts_ms: Column,
     *,
     ingest_date: date,
-    limits: ClickstreamIngestConfig,
+    limits: SourceConfig,
 ) -> Column:
     """The first rule a line breaks, as a reason code, or NULL for a valid line.
 
@@ -58,7 +78,7 @@ def rejection_reason(
             parsed["properties"].isNotNull() & ~_is_json_object(parsed["properties"]),
             "BAD_TYPE_PROPERTIES",
         ),
-        (~parsed["event_type"].isin(*limits.event_types), "UNKNOWN_EVENT_TYPE"),
+        (~parsed["event_type"].isin(*(limits.event_types or EVENT_TYPES)), "UNKNOWN_EVENT_TYPE"),
         ((ts_ms < earliest_ms) | (ts_ms > latest_ms), "IMPOSSIBLE_TIMESTAMP"),
         (ts_ms < oldest_allowed_ms, "TOO_LATE"),
     ]
@@ -70,18 +90,14 @@ def _epoch_ms(day: date) -> int:
 
 
 def validate_events(
-    raw: DataFrame,
-    *,
-    ingest_date: date,
-    cfg: AppConfig | None = None,
-    limits: ClickstreamIngestConfig | None = None,
+    raw: DataFrame, *, ingest_date: date, limits: SourceConfig | None = None
 ) -> DataFrame:
     """Parse raw lines (``value``, ``source_file``) and attach ``reason`` (NULL when valid).
 
     The output keeps the raw line beside the typed columns (``_p``), plus ``_key`` (the event
     id of valid lines), so either side can be selected.
     """
-    limits = limits or (cfg.ingest.clickstream if cfg else ClickstreamIngestConfig())
+    limits = limits or SourceConfig()
     parsed = F.from_json(F.col("value"), RAW_SCHEMA, {"columnNameOfCorruptRecord": CORRUPT_COLUMN})
     # The contract's type is a JSON number: a second, typed parse of the field tells
     # 1795503669320 from "1795503669320" (the text parse reads both as the same string).
@@ -132,3 +148,44 @@ def to_bronze_events(
         "run_id": F.lit(run_id),
     }
     return project(validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)
+
+
+def to_canonical(bronze: DataFrame) -> DataFrame:
+    """Map bronze.clickstream rows to canonical events."""
+    return select_canonical(
+        bronze,
+        {
+            "source": F.lit(NAME),
+            "event_id": F.col("event_id"),
+            "event_ts": F.col("event_ts"),
+            "event_date": F.col("event_date"),
+            "visitor_id": F.col(VISITOR_COLUMN),
+            "user_id": F.col("user_id"),
+            "event_type": F.col("event_type"),
+            "url": F.col("url"),
+            "referrer": F.col("referrer"),
+            "user_agent": F.col("user_agent"),
+            "ip": F.col("ip"),
+            "fund_ticker": F.col("page.fund_ticker"),
+            "asset_class": F.col("page.asset_class"),
+            "topic": F.col("page.topic"),
+            "properties": F.col("properties"),
+            "ingest_date": F.col("ingest_date"),
+        },
+    )
+
+
+SOURCE = Source(
+    ingest=LineIngestSpec(
+        landing_dir="clickstream",
+        bronze_schema=BRONZE_SCHEMA,
+        key="event_id",
+        order_by=("event_ts", "source_file"),
+        partition_by=("event_date",),
+        validate=validate_events,
+        to_bronze=to_bronze_events,
+        partition_of_valid_line=event_date_of_valid_line,
+    ),
+    # The tracker sends a heartbeat while a page stays open: no_page_pings applies.
+    events=Events(to_canonical, visitor_column=VISITOR_COLUMN, page_pings=True),
+)
