@@ -22,7 +22,7 @@ def classify_bots(
 ) -> DataFrame:
     """Add ``bot_rule``: the first rule a visitor-day breaks (NULL for humans).
 
-    ``ping_sources``: the sources whose trackers send page pings (adapters' ``PAGE_PINGS``);
+    ``ping_sources``: the sources whose trackers send page pings (their ``Events.page_pings``);
     only their visitors can break ``no_page_pings``.
 
     The scope is the visitor-day so that the verdict depends only on that day's events and a

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 from typing import Any
 
 from pyspark import StorageLevel
@@ -145,6 +146,17 @@ def file_verdicts(
 
 
 @dataclass(frozen=True)
+class DocumentInput:
+    """Whole files, one document each, under ``<landing>/<landing_dir>/date=<run date>/``,
+    delivered beside (or instead of) a source's lines: each file is one row in.
+    ``validate(files, *, ingest_date, limits)`` gets ``path``, ``length`` and ``content`` and
+    returns what a line ``validate`` returns (with ``source_file`` and ``value``)."""
+
+    landing_dir: str
+    validate: Callable[..., DataFrame]
+
+
+@dataclass(frozen=True)
 class LineIngestSpec:
     """How one raw source's lines become bronze (declared by the source's module)."""
 
@@ -166,6 +178,11 @@ class LineIngestSpec:
     """The bronze partition value (one ``partition_by`` column) of a validated line: lets the
     validation pass also list the partitions the batch touches, so the MERGE needs no pass of
     its own to prune the target."""
+    match_partitions: bool = True
+    """False when a row's partition value can change between deliveries (a corrected note
+    date): the MERGE then matches on the key alone (see :func:`lake.merge_insert_new`)."""
+    documents: DocumentInput | None = None
+    """Whole-file documents beside the lines; either input may then be absent on a day."""
 
 
 @dataclass(frozen=True)
@@ -253,46 +270,75 @@ def write_file_quarantine(ctx: JobContext, source: str, bad_files: list[dict[str
     )
 
 
-def checked_text_lines(
-    ctx: JobContext, source: str
-) -> tuple[DataFrame, int, list[dict[str, Any]], dict[str, int]]:
-    """The lines of the readable files under ``source``, their count, the quarantined files
-    and the file count per reason (one pass over the lines, to count them per file)."""
-    files = lake.inspect_landing_files(ctx.spark, source)
-    lines = lake.read_text_lines(ctx.spark, source)
-    per_file, spelled = lines_per_file(lines)
-    bad_files, by_reason, _ = file_verdicts(
-        files, per_file, lambda found: lake.verify_gzip_files(ctx.spark, found)
-    )
-    bad = sorted(f["path"] for f in bad_files)
-    count = sum(n for path, (n, _) in per_file.items() if path not in bad)
-    dropped = [spelled[k] for k in bad if k in spelled]
-    readable = lines.where(~F.col("source_file").isin(*dropped)) if dropped else lines
-    return readable, count, bad_files, by_reason
+def landing_uri(ctx: JobContext, landing_dir: str, *, dated: bool = True) -> str:
+    """``<landing>/<landing_dir>``, with ``/date=<run date>`` for a dated delivery."""
+    uri = f"{ctx.cfg.paths.landing.rstrip('/')}/{landing_dir}"
+    return f"{uri}/date={ctx.run_date.isoformat()}" if dated else uri
 
 
-def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget) -> dict[str, Any]:
-    """Ingest ``<landing>/<landing_dir>/date=<run-date>/``; returns the accounting summary."""
+def read_delivery(
+    ctx: JobContext, spec: LineIngestSpec, limits: Any
+) -> tuple[list[lake.LandingFile], int, DataFrame]:
+    """The delivery's line files as listed, its document count, and every line and document
+    validated (one frame). A source with documents may lack either input on a day, not both."""
+    spark, source = ctx.spark, landing_uri(ctx, spec.landing_dir, dated=spec.dated)
+    frames: list[DataFrame] = []
+    files: list[lake.LandingFile] = []
+    documents = 0
+    try:
+        files = lake.inspect_landing_files(spark, source)
+        raw = lake.read_text_lines(spark, source)
+        frames.append(spec.validate(raw, ingest_date=ctx.run_date, limits=limits))
+    except lake.LandingDataMissingError as exc:
+        if spec.documents is None:
+            raise
+        ctx.log.event("input_missing", folder=spec.landing_dir, reason=str(exc))
+    if spec.documents is not None:
+        folder = landing_uri(ctx, spec.documents.landing_dir, dated=spec.dated)
+        try:
+            documents = len(lake.inspect_landing_files(spark, folder))
+            whole = lake.read_binary_files(spark, folder)
+            frames.append(
+                spec.documents.validate(whole, ingest_date=ctx.run_date, limits=limits)
+                .withColumn("line_bytes", F.lit(None).cast("long"))
+            )  # fmt: skip
+        except lake.LandingDataMissingError as exc:
+            ctx.log.event("input_missing", folder=spec.documents.landing_dir, reason=str(exc))
+        if not frames:
+            raise lake.LandingDataMissingError(f"no lines at {source} and no documents at {folder}")
+    return files, documents, reduce(lambda a, b: a.unionByName(b), frames)
+
+
+def run_line_ingest(
+    ctx: JobContext,
+    spec: LineIngestSpec,
+    target: IngestTarget,
+    *,
+    then: Callable[[DataFrame], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Ingest ``<landing>/<landing_dir>/date=<run-date>/`` (and the documents beside it);
+    returns the accounting summary.
+
+    ``then(batch)``: what follows from the batch once bronze has committed and before the
+    quarantine is written (``ingest_text`` redacts it into silver); it gets the batch as
+    written to bronze (deduplicated) and its figures join the summary.
+    """
     cfg, spark, log = ctx.cfg, ctx.spark, ctx.log
     day = ctx.run_date.isoformat()
-    source = f"{cfg.paths.landing.rstrip('/')}/{spec.landing_dir}"
-    if spec.dated:
-        source += f"/date={day}"
+    source = landing_uri(ctx, spec.landing_dir, dated=spec.dated)
     bronze_uri = cfg.table_uri(target.bronze_table)
     quarantine_uri = cfg.table_uri(target.quarantine_table)
     ingested_at = F.current_timestamp()
     shaping = {"ingest_date": ctx.run_date, "run_id": ctx.run_id, "ingested_at": ingested_at}
 
-    files = lake.inspect_landing_files(spark, source)
-    raw = lake.read_text_lines(spark, source)
-    all_lines = (
-        spec.validate(raw, ingest_date=ctx.run_date, limits=target.limits)
-        # The raw line is kept for rejected lines only, the parsed one for valid lines only:
-        # the cached batch holds each line once.
-        .withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
-        .withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    with log.stage("read_files", source=source, files=len(files)) as st:
+    files, documents, validated_rows = read_delivery(ctx, spec, target.limits)
+    # The raw line is kept for rejected lines only, the parsed one for valid lines only: the
+    # cached batch holds each line once.
+    kept = validated_rows.withColumn("value", F.when(F.col("reason").isNotNull(), F.col("value")))
+    if "_p" in kept.columns:
+        kept = kept.withColumn("_p", F.when(F.col("reason").isNull(), F.col("_p")))
+    all_lines = kept.persist(StorageLevel.MEMORY_AND_DISK)
+    with log.stage("read_files", source=source, files=len(files), documents=documents) as st:
         # The independent line count, per file (rows bounded by the file count); it also
         # computes the cached batch once for every later pass.
         per_file, spelled = lines_per_file(all_lines)
@@ -340,7 +386,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget)
         write_file_quarantine(ctx, target.source, bad_files)
         return lines_read, metrics
 
-    def merge_bronze(touched: list[Any] | None) -> dict[str, Any]:
+    def merge_bronze(touched: list[Any] | None) -> tuple[dict[str, Any], DataFrame]:
         with log.stage("merge_bronze", table=bronze_uri) as st:
             rows = spec.to_bronze(validated, **shaping).transform(
                 dedupe_on, key=spec.key, order_by=spec.order_by
@@ -354,6 +400,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget)
                 partition_by=list(spec.partition_by),
                 update_when_changed=list(spec.upsert_columns),
                 partition_values=touched,
+                match_partitions=spec.match_partitions,
             )
             if "numSourceRows" not in metrics:  # a no-op rerun commits no figures: count
                 metrics["numSourceRows"] = rows.count()
@@ -363,12 +410,12 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget)
                 updated=metrics.get("numTargetRowsUpdated", 0),
                 version=metrics.get("version"),
             )
-        return metrics
+        return metrics, rows
 
     bronze_done = threading.Event()
     bronze_committed: list[bool] = []
 
-    def validate_then_merge() -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    def validate_then_merge() -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, Any]]:
         try:
             with log.stage("read_validate", source=source) as st:
                 by_reason = count_by_reason()
@@ -379,9 +426,10 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget)
                     raise lake.LandingDataMissingError(f"no lines in the files at {source}")
                 st.add(valid=int(valid["rows"]), quarantined=rejected)
             touched = partition_values_from(valid) if spec.partition_of_valid_line else None
-            merged = merge_bronze(touched)
-            bronze_committed.append(True)
-            return by_reason, merged
+            merged, batch = merge_bronze(touched)
+            followed = then(batch) if then is not None else {}
+            bronze_committed.append(True)  # (and what follows from it)
+            return by_reason, merged, followed
         finally:
             bronze_done.set()  # the quarantine write goes on, or gives up if this failed
 
@@ -392,7 +440,7 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget)
     try:
         if lines_read == 0 and bad and not spec.allow_empty:
             write_file_quarantine(ctx, target.source, bad_files)  # nothing readable: record, fail
-        (lines_read, q_metrics), (by_reason, b_metrics) = lake.run_concurrently(
+        (lines_read, q_metrics), (by_reason, b_metrics, followed) = lake.run_concurrently(
             spark, count_then_write_quarantine, validate_then_merge
         )
     finally:
@@ -419,13 +467,14 @@ def run_line_ingest(ctx: JobContext, spec: LineIngestSpec, target: IngestTarget)
         "already_present": valid_keys - inserted,
         "tables": {target.bronze_table: bronze_uri, target.quarantine_table: quarantine_uri},
         "files": {
-            "in": len(files),
-            "read": files_read,
+            "in": len(files) + documents,
+            "read": files_read + documents,
             "quarantined": len(bad),
             "by_reason": files_by_reason,
             "lines_in_quarantined_files": sum(per_file.get(p, (0, 0))[0] for p in bad),
         },
     }
+    summary.update(followed)
     check_accounting(summary, quarantine_rows_written=q_metrics.get("numOutputRows", 0))
     if bad:
         log.event("files_quarantined", level="WARNING", source=target.source, files=bad_files)

@@ -23,7 +23,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import types as T
 
 from decisionlake.config import AppConfig, ConfigError, SourceConfig, source_module, source_tables
 from decisionlake.io.ingest import IngestTarget, LineIngestSpec
@@ -58,6 +59,29 @@ class Source:
     ingest: LineIngestSpec
     events: Events | None = None
     derived: tuple[Derived, ...] = ()
+
+
+def event_ingest(
+    landing_dir: str,
+    *,
+    bronze_schema: T.StructType,
+    validate: Callable[..., DataFrame],
+    to_bronze: Callable[..., DataFrame],
+    partition_of_valid_line: Callable[[], Column] | None = None,
+) -> LineIngestSpec:
+    """The ingest spec of an event source: bronze keyed by ``event_id`` (the earliest
+    delivery of an id wins) and partitioned by ``event_date``, the column ``build_sessions``
+    prunes its window on."""
+    return LineIngestSpec(
+        landing_dir=landing_dir,
+        bronze_schema=bronze_schema,
+        key="event_id",
+        order_by=("event_ts", "source_file"),
+        partition_by=("event_date",),
+        validate=validate,
+        to_bronze=to_bronze,
+        partition_of_valid_line=partition_of_valid_line,
+    )
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from pyspark.sql import types as T
 
 from decisionlake.config import SourceConfig
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import LineIngestSpec
-from decisionlake.sources import Events, Source
+from decisionlake.sources import Events, Source, event_ingest
 from decisionlake.sources.canonical import select_canonical
 from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
@@ -232,14 +231,8 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
 
 
 SOURCE = Source(
-    ingest=LineIngestSpec(
-        landing_dir="ga4",
-        bronze_schema=BRONZE_SCHEMA,
-        key="event_id",
-        order_by=("event_ts", "source_file"),
-        partition_by=("event_date",),
-        validate=validate_ga4,
-        to_bronze=to_bronze_ga4,
+    ingest=event_ingest(
+        "ga4", bronze_schema=BRONZE_SCHEMA, validate=validate_ga4, to_bronze=to_bronze_ga4
     ),
     # GA4 measures engaged time itself (engagement_time_msec): no page pings.
     events=Events(to_canonical, visitor_column=VISITOR_COLUMN),

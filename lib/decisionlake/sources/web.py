@@ -13,8 +13,7 @@ from pyspark.sql import functions as F
 
 from decisionlake.config import SourceConfig
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import LineIngestSpec
-from decisionlake.sources import Events, Source
+from decisionlake.sources import Events, Source, event_ingest
 from decisionlake.sources.canonical import select_canonical
 from decisionlake.sources.lines import first_failing, line_rules
 from decisionlake.sources.web_contract import (
@@ -176,12 +175,9 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
 
 
 SOURCE = Source(
-    ingest=LineIngestSpec(
-        landing_dir="clickstream",
+    ingest=event_ingest(
+        "clickstream",
         bronze_schema=BRONZE_SCHEMA,
-        key="event_id",
-        order_by=("event_ts", "source_file"),
-        partition_by=("event_date",),
         validate=validate_events,
         to_bronze=to_bronze_events,
         partition_of_valid_line=event_date_of_valid_line,

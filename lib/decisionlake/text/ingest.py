@@ -12,8 +12,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from decisionlake.config import TextConfig
 from decisionlake.core.frames import project
-from decisionlake.io.ingest import dedupe_on
+from decisionlake.io.ingest import DocumentInput, LineIngestSpec, dedupe_on
 from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
@@ -99,6 +100,8 @@ def json_note_candidates(raw: DataFrame, *, max_bytes: int) -> DataFrame:
         "value", F.make_valid_utf8("value")
     )
     parsed = parse_json_lines(repaired, JSON_SCHEMA, CORRUPT_COLUMN)
+    # The line's delivered size, when the lines come from the ingest runner (it checks files).
+    sizes = [c for c in ("line_bytes",) if c in raw.columns]
     p = F.col("_p")
     line_level = line_rules(F.col("value"), p, CORRUPT_COLUMN, max_line_bytes=max_bytes * 2)
     shaped = parsed.select(
@@ -108,11 +111,12 @@ def json_note_candidates(raw: DataFrame, *, max_bytes: int) -> DataFrame:
         F.lit("json").alias("source_kind"),
         "source_file",
         "value",
+        *sizes,
         first_failing(line_level).alias("_line_reason"),
     )
     return shaped.withColumn(
         "reason", F.coalesce(F.col("_line_reason"), first_failing(_note_rules(max_bytes)))
-    ).select(*CANDIDATE_COLUMNS)
+    ).select(*CANDIDATE_COLUMNS, *sizes)
 
 
 def file_note_candidates(files: DataFrame, *, max_bytes: int) -> DataFrame:
@@ -253,3 +257,32 @@ def to_silver_notes(bronze: DataFrame, crm_people: DataFrame) -> DataFrame:
         "source_kind",
         "ingest_date",
     )
+
+
+def validate_note_lines(raw: DataFrame, *, ingest_date: date, limits: TextConfig) -> DataFrame:
+    """The ingest runner's contract for note lines (see :mod:`decisionlake.io.ingest`)."""
+    del ingest_date  # notes are dated by their own timestamp, any past date is legitimate
+    return json_note_candidates(raw, max_bytes=limits.max_document_bytes)
+
+
+def validate_note_files(files: DataFrame, *, ingest_date: date, limits: TextConfig) -> DataFrame:
+    """The ingest runner's contract for note and email files, one document each."""
+    del ingest_date
+    return file_note_candidates(files, max_bytes=limits.max_document_bytes)
+
+
+# CRM notes: one note per JSON line under crm_notes/, call notes (.txt) and emails (.eml) as
+# files under crm_files/. A note's date may be corrected by a later delivery, so the MERGE
+# matches on note_id alone; changed notes are updated.
+NOTES = LineIngestSpec(
+    landing_dir="crm_notes",
+    bronze_schema=BRONZE_SCHEMA,
+    key="note_id",
+    order_by=("source_file",),
+    partition_by=("note_date",),
+    validate=validate_note_lines,
+    to_bronze=to_bronze_notes,
+    upsert_columns=COMPARED_COLUMNS,
+    match_partitions=False,
+    documents=DocumentInput("crm_files", validate_note_files),
+)
