@@ -8,7 +8,7 @@ DEMO_ENV ?= local
 DEMO_ARGS ?=
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
-.PHONY: demo test test-cluster test-random test-unit notebook bench venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test test-cluster test-random test-unit notebook bench bench-scale venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV) $(DEMO_ARGS)
@@ -43,6 +43,11 @@ test-unit: venv jars tools
 bench: venv jars
 	scripts/bench
 	scripts/bench-warehouse --rows 1000000 --json bench/results/warehouse-latest.json
+
+# The daily pipeline at 125,000 and 1,000,000 events a day, each with 30 days of history, plus
+# floors and the warehouse ceiling: bench/results/scale-latest.json. Long; run it alone.
+bench-scale: venv jars
+	scripts/bench-scale $(BENCH_SCALE_ARGS)
 
 venv: $(VENV)/.installed
 

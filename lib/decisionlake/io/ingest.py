@@ -197,6 +197,29 @@ class IngestTarget:
     quarantined_files: str = "warn"
 
 
+def valid_to_bronze(
+    validated: DataFrame,
+    schema: T.StructType,
+    columns: dict[str, Column],
+    *,
+    ingest_date: date,
+    run_id: str,
+    ingested_at: Column | None = None,
+    otherwise: Callable[[str], Column] = F.col,
+) -> DataFrame:
+    """A source's valid lines (``reason`` NULL) projected onto its bronze ``schema``:
+    ``columns`` (else ``otherwise(name)``) plus the lineage every bronze row carries:
+    ``source_file``, ``ingest_date``, ``ingested_at`` and ``run_id``."""
+    lineage = {
+        "source_file": F.col("source_file"),
+        "ingest_date": F.lit(ingest_date),
+        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
+        "run_id": F.lit(run_id),
+    }
+    valid = validated.where(F.col("reason").isNull())
+    return project(valid, schema, {**lineage, **columns}, otherwise=otherwise)
+
+
 def to_quarantine(
     validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
 ) -> DataFrame:

@@ -51,3 +51,18 @@ def select_canonical(df: DataFrame, columns: dict[str, Column]) -> DataFrame:
     if unknown:
         raise ValueError(f"not canonical columns: {sorted(unknown)}")
     return project(df, CANONICAL_SCHEMA, columns, otherwise=lambda _name: F.lit(None))
+
+
+def event_basics(source: str, visitor_column: str) -> dict[str, Column]:
+    """The canonical columns every event source maps alike from its bronze table (keyed by
+    ``event_id``, with ``event_ts``, ``event_date`` and ``ingest_date``: see
+    :func:`decisionlake.sources.event_ingest`), ``source`` named and the visitor id taken from
+    ``visitor_column``."""
+    return {
+        "source": F.lit(source),
+        "event_id": F.col("event_id"),
+        "event_ts": F.col("event_ts"),
+        "event_date": F.col("event_date"),
+        "visitor_id": F.col(visitor_column),
+        "ingest_date": F.col("ingest_date"),
+    }

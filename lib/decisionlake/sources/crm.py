@@ -4,15 +4,15 @@ bronze (restricted, PII) -> silver.advisors (no PII)."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import SourceConfig
-from decisionlake.core.frames import project
 from decisionlake.core.privacy import hmac_sha256
-from decisionlake.io.ingest import LineIngestSpec
+from decisionlake.io.ingest import LineIngestSpec, valid_to_bronze
 from decisionlake.sources import Derived, Source
 from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
@@ -60,22 +60,14 @@ def validate_advisors(raw: DataFrame, *, ingest_date: date, limits: SourceConfig
     )
 
 
-def to_bronze_advisors(
-    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
-) -> DataFrame:
+def to_bronze_advisors(validated: DataFrame, **lineage: Any) -> DataFrame:
     """Valid advisor rows, PII included (bronze is restricted)."""
     p = F.col("_p")
     columns = {
         "advisor_id": F.col("_key"),
         "created_at": F.try_to_date(p["created_at"]),
-        "source_file": F.col("source_file"),
-        "ingest_date": F.lit(ingest_date),
-        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
-        "run_id": F.lit(run_id),
     }
-    return project(
-        validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns, otherwise=lambda n: p[n]
-    )
+    return valid_to_bronze(validated, BRONZE_SCHEMA, columns, otherwise=lambda n: p[n], **lineage)
 
 
 def to_silver_advisors(bronze: DataFrame, *, key: bytes) -> DataFrame:

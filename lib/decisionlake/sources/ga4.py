@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import SourceConfig
-from decisionlake.core.frames import project
+from decisionlake.io.ingest import valid_to_bronze
 from decisionlake.sources import Events, Source, event_ingest
-from decisionlake.sources.canonical import select_canonical
+from decisionlake.sources.canonical import event_basics, select_canonical
 from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
 CORRUPT_COLUMN = "_corrupt_record"
@@ -142,10 +143,8 @@ def validate_ga4(raw: DataFrame, *, ingest_date: date, limits: SourceConfig) -> 
     )
 
 
-def to_bronze_ga4(
-    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
-) -> DataFrame:
-    """Valid GA4 lines in the bronze schema."""
+def to_bronze_ga4(validated: DataFrame, **lineage: Any) -> DataFrame:
+    """Valid GA4 lines in the bronze schema (``lineage``: see :func:`valid_to_bronze`)."""
     p = F.col("_p")
     ts = F.timestamp_micros(p["event_timestamp"].cast("bigint"))
     columns = {
@@ -153,17 +152,14 @@ def to_bronze_ga4(
         "event_ts": ts,
         "event_date": F.to_date(ts),
         "export_date": F.try_to_date(p["event_date"], "yyyyMMdd"),
-        "source_file": F.col("source_file"),
-        "ingest_date": F.lit(ingest_date),
-        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
-        "run_id": F.lit(run_id),
     }
     raw = set(RAW_SCHEMA.fieldNames())
-    return project(
-        validated.where(F.col("reason").isNull()),
+    return valid_to_bronze(
+        validated,
         BRONZE_SCHEMA,
         columns,
         otherwise=lambda name: p[name] if name in raw else F.lit(None),
+        **lineage,
     )
 
 
@@ -205,11 +201,7 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
     return select_canonical(
         bronze,
         {
-            "source": F.lit(NAME),
-            "event_id": F.col("event_id"),
-            "event_ts": F.col("event_ts"),
-            "event_date": F.col("event_date"),
-            "visitor_id": F.col(VISITOR_COLUMN),
+            **event_basics(NAME, VISITOR_COLUMN),
             "user_id": F.col("user_id"),
             "event_type": F.coalesce(mapping[F.col("event_name")], F.col("event_name")),
             "url": ga4_param(params, "page_location"),
@@ -225,7 +217,6 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
                 session_id.isNotNull(), F.concat_ws(":", F.col(VISITOR_COLUMN), session_id)
             ),
             "engagement_msec": ga4_param(params, "engagement_time_msec").try_cast("bigint"),
-            "ingest_date": F.col("ingest_date"),
         },
     )
 

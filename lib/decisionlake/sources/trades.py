@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import SourceConfig
-from decisionlake.core.frames import project
-from decisionlake.io.ingest import LineIngestSpec
+from decisionlake.io.ingest import LineIngestSpec, valid_to_bronze
 from decisionlake.sources import Source
 from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 
@@ -85,9 +85,7 @@ def validate_trades(raw: DataFrame, *, ingest_date: date, limits: SourceConfig) 
     )
 
 
-def to_bronze_trades(
-    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
-) -> DataFrame:
+def to_bronze_trades(validated: DataFrame, **lineage: Any) -> DataFrame:
     """Valid trades in the bronze schema."""
     p = F.col("_p")
     columns = {
@@ -97,12 +95,8 @@ def to_bronze_trades(
         "fund_ticker": F.upper(F.trim(p["fund_ticker"])),
         "action": F.lower(p["action"]),
         "amount_usd": p["amount_usd"],
-        "source_file": F.col("source_file"),
-        "ingest_date": F.lit(ingest_date),
-        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
-        "run_id": F.lit(run_id),
     }
-    return project(validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)
+    return valid_to_bronze(validated, BRONZE_SCHEMA, columns, **lineage)
 
 
 SOURCE = Source(

@@ -7,14 +7,15 @@ Raw lines -> validated bronze events or quarantine rows, and bronze rows -> cano
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from decisionlake.config import SourceConfig
-from decisionlake.core.frames import project
+from decisionlake.io.ingest import valid_to_bronze
 from decisionlake.sources import Events, Source, event_ingest
-from decisionlake.sources.canonical import select_canonical
+from decisionlake.sources.canonical import event_basics, select_canonical
 from decisionlake.sources.lines import first_failing, line_rules
 from decisionlake.sources.web_contract import (
     BRONZE_SCHEMA,
@@ -122,9 +123,7 @@ def event_date_of_valid_line() -> Column:
     return F.to_date(epoch_ms_to_timestamp(F.col("_ts_ms")))
 
 
-def to_bronze_events(
-    validated: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
-) -> DataFrame:
+def to_bronze_events(validated: DataFrame, **lineage: Any) -> DataFrame:
     """Valid lines as canonical bronze events (schema :data:`BRONZE_SCHEMA`)."""
     ts = epoch_ms_to_timestamp(F.col("_ts_ms"))
     p = F.col("_p")
@@ -141,12 +140,8 @@ def to_bronze_events(
         "ip": p["ip"],
         "page": F.from_json(p["page"], PAGE_SCHEMA),
         "properties": F.from_json(p["properties"], PROPERTIES_SCHEMA),
-        "source_file": F.col("source_file"),
-        "ingest_date": F.lit(ingest_date),
-        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
-        "run_id": F.lit(run_id),
     }
-    return project(validated.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)
+    return valid_to_bronze(validated, BRONZE_SCHEMA, columns, **lineage)
 
 
 def to_canonical(bronze: DataFrame) -> DataFrame:
@@ -154,11 +149,7 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
     return select_canonical(
         bronze,
         {
-            "source": F.lit(NAME),
-            "event_id": F.col("event_id"),
-            "event_ts": F.col("event_ts"),
-            "event_date": F.col("event_date"),
-            "visitor_id": F.col(VISITOR_COLUMN),
+            **event_basics(NAME, VISITOR_COLUMN),
             "user_id": F.col("user_id"),
             "event_type": F.col("event_type"),
             "url": F.col("url"),
@@ -169,7 +160,6 @@ def to_canonical(bronze: DataFrame) -> DataFrame:
             "asset_class": F.col("page.asset_class"),
             "topic": F.col("page.topic"),
             "properties": F.col("properties"),
-            "ingest_date": F.col("ingest_date"),
         },
     )
 

@@ -7,14 +7,14 @@ Every input (a JSON line or a file) becomes exactly one candidate row with eithe
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from decisionlake.config import TextConfig
-from decisionlake.core.frames import project
-from decisionlake.io.ingest import DocumentInput, LineIngestSpec, dedupe_on
+from decisionlake.io.ingest import DocumentInput, LineIngestSpec, dedupe_on, valid_to_bronze
 from decisionlake.sources.lines import first_failing, line_rules, parse_json_lines
 from decisionlake.text.clean import analysed_text
 from decisionlake.text.decode import with_decoded_text
@@ -177,9 +177,7 @@ def file_note_candidates(files: DataFrame, *, max_bytes: int) -> DataFrame:
     ).select(*CANDIDATE_COLUMNS)
 
 
-def to_bronze_notes(
-    candidates: DataFrame, *, ingest_date: date, run_id: str, ingested_at: Column | None = None
-) -> DataFrame:
+def to_bronze_notes(candidates: DataFrame, **lineage: Any) -> DataFrame:
     """Accepted candidates in the bronze schema (original text kept: a restricted table)."""
     created = F.try_to_timestamp(F.col("created_at"))
     columns = {
@@ -187,11 +185,8 @@ def to_bronze_notes(
         "email": F.lower(F.trim("email")),
         "created_at": created,
         "note_date": F.to_date(created),
-        "ingest_date": F.lit(ingest_date),
-        "ingested_at": ingested_at if ingested_at is not None else F.current_timestamp(),
-        "run_id": F.lit(run_id),
     }
-    return project(candidates.where(F.col("reason").isNull()), BRONZE_SCHEMA, columns)
+    return valid_to_bronze(candidates, BRONZE_SCHEMA, columns, **lineage)
 
 
 def notes_to_retry(bronze: DataFrame, silver: DataFrame, *, since: date) -> DataFrame:

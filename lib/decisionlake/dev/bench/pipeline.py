@@ -143,6 +143,16 @@ def _config(root: Path, advisors: int) -> Any:
     )
 
 
+def lake_settings(cfg: Any) -> list[str]:
+    """``--set`` values that point every step at ``cfg``'s folders and MLflow store."""
+    return [
+        f"paths.landing={cfg.paths.landing}",
+        f"paths.lake={cfg.paths.lake}",
+        f"paths.artifacts={cfg.paths.artifacts}",
+        f"services.mlflow_tracking_uri={cfg.services.mlflow_tracking_uri}",
+    ]
+
+
 def run_scale(scale: int, advisors: int, days: int, root: Path) -> dict[str, Any]:
     """Generate, run the pipeline for every day, measure the last day per step."""
     from decisionlake.core.spark import get_spark
@@ -160,12 +170,7 @@ def run_scale(scale: int, advisors: int, days: int, root: Path) -> dict[str, Any
     t0 = time.perf_counter()
     manifest = generate(spark, cfg, spec)
     generated_s = time.perf_counter() - t0
-    settings = [
-        f"paths.landing={cfg.paths.landing}",
-        f"paths.lake={cfg.paths.lake}",
-        f"paths.artifacts={cfg.paths.artifacts}",
-        f"services.mlflow_tracking_uri={cfg.services.mlflow_tracking_uri}",
-    ]
+    settings = lake_settings(cfg)
     executor = in_process_executor("local")
     steps: dict[str, dict[str, Any]] = {}
 

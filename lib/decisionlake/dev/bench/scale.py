@@ -1,0 +1,344 @@
+"""Scale benchmark: the daily pipeline at real volume, each scale with a month of history.
+
+    scripts/bench-scale [--events 125000,250000,500000,1000000] [--history-days 30]
+                        [--warehouse-rows 1000000] [--out bench/results]
+
+Per scale (``events`` a day; advisors = events / 20, the generator's rate, measured), in a
+process of its own (a fresh driver JVM): generate ``history_days + 1`` days, process the
+history, then run the whole daily pipeline for the last day and measure it per step.
+
+The history is processed in bulk, which is the only way a month at a million events a day fits
+in a session here: every history day is ingested by its own ``ingest`` runs (as every day is),
+then ``build_sessions``, ``build_identity``, ``build_text_features`` and ``build_advisor_360`` run
+once on the last history day with ``clickstream.lookback_days`` covering the month (the tests
+prove a run over a window gives the tables a day-by-day run gives). The measured day is then
+the production code path, unchanged: every step of ``conf/pipeline.yaml`` on tables that hold
+the month, with the default three-day lookback.
+
+Per step of the measured day: wall seconds, events per second per core, Spark jobs (by kind),
+stages, shuffle and spill bytes; peak RSS of the driver JVM (in ``local[*]`` also the
+executors' JVM) and of Python, the driver heap after a full GC. Floors on the same files in the
+same process: a bare ``read.json -> write delta`` of the day (median of five), a bare Spark
+sessionization of the window (read, one window function, write) and DuckDB's, and after all
+scales the warehouse writer against the bare-COPY ceiling (``scripts/bench-warehouse``).
+Figures go to ``<out>/scale-latest.json`` (and a timestamped copy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from decisionlake.dev.bench.pipeline import (
+    END,
+    PeakRss,
+    _config,
+    _heap_after_gc_mb,
+    _rest,
+    floors,
+    lake_settings,
+    spark_figures,
+)
+
+EVENTS_PER_ADVISOR = 20  # what the generator's visitors make a day (the manifest says exactly)
+INGEST_DAILY = ("ingest_clickstream", "ingest_outcomes", "ingest_text")
+BUILD_ONCE = ("build_sessions", "build_identity", "build_text_features", "build_advisor_360")
+
+
+def _subset(pipeline: Any, names: tuple[str, ...]) -> Any:
+    """The pipeline's steps of ``names``, dependencies outside them dropped."""
+    steps = tuple(
+        replace(s, depends_on=tuple(d for d in s.depends_on if d in names), retries=0)
+        for s in pipeline.steps
+        if s.name in names
+    )
+    return replace(pipeline, name=f"{pipeline.name}-subset", steps=steps)
+
+
+def _spill_and_stages(spark: Any, group: str) -> dict[str, Any]:
+    jobs = [j for j in _rest(spark, "jobs") if j.get("jobGroup") == group]
+    stage_ids = {s for j in jobs for s in j.get("stageIds", [])}
+    stages = [s for s in _rest(spark, "stages") if s["stageId"] in stage_ids]
+    return {
+        "stages": len(stages),
+        "spill_memory_bytes": sum(s.get("memoryBytesSpilled", 0) for s in stages),
+        "spill_disk_bytes": sum(s.get("diskBytesSpilled", 0) for s in stages),
+        "peak_execution_memory_bytes": max(
+            (s.get("peakExecutionMemory", 0) for s in stages), default=0
+        ),
+    }
+
+
+def bare_spark_sessions_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> float:
+    """Read the window's events, one window function, write the sessions (median of runs)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    first = day - timedelta(days=3)
+    target = f"{cfg.paths.artifacts}/floor_sessions"
+    spark.sparkContext.setJobGroup("floor:sessions", "floor")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        events = (
+            spark.read.format("delta")
+            .load(cfg.table_uri("bronze.clickstream"))
+            .where(F.col("event_date").between(F.lit(first), F.lit(day)))
+            .select(F.col("cookie_id").alias("visitor_id"), "event_ts")
+        )
+        w = Window.partitionBy("visitor_id").orderBy("event_ts")
+        gap = F.col("event_ts").cast("long") - F.lag("event_ts").over(w).cast("long")
+        sessions = (
+            events.withColumn(
+                "n", F.sum(F.when(gap.isNull() | (gap > 1800), 1).otherwise(0)).over(w)
+            )
+            .groupBy("visitor_id", "n")
+            .agg(
+                F.min("event_ts").alias("start"),
+                F.max("event_ts").alias("end"),
+                F.count("*").alias("events"),
+            )
+        )
+        sessions.write.format("delta").mode("overwrite").save(target)
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 2)
+
+
+def run_one(events_per_day: int, history_days: int, root: Path) -> dict[str, Any]:
+    """Generate, process the history in bulk, run and measure the last day."""
+    from decisionlake.core.spark import get_spark
+    from decisionlake.dev.generate import build_spec, generate
+    from decisionlake.ops.pipeline import (
+        date_range,
+        in_process_executor,
+        load_pipeline,
+        run_pipeline,
+    )
+
+    advisors = max(events_per_day // EVENTS_PER_ADVISOR, 1)
+    cfg = _config(root, advisors)
+    spark = get_spark(cfg, f"bench-scale-{events_per_day}")
+    spec = build_spec(cfg, end_date=END, days=history_days + 1, advisors=advisors, seed=7)
+    t0 = time.perf_counter()
+    manifest = generate(spark, cfg, spec)
+    generate_s = time.perf_counter() - t0
+    print(
+        f"  generated {manifest['rows']['clickstream']:,} events in {generate_s:.0f}s", flush=True
+    )
+    settings = lake_settings(cfg)
+    executor = in_process_executor("local")
+    pipeline = load_pipeline()
+    history = date_range(spec.start_date, END - timedelta(days=1))
+
+    def must(results: list[Any], what: str) -> float:
+        failed = [r for r in results if r.status != "succeeded"]
+        if failed:
+            raise RuntimeError(
+                f"{what}: {failed[0].step} on {failed[0].run_date}: {failed[0].reason}"
+            )
+        return sum(r.seconds for r in results)
+
+    t0 = time.perf_counter()
+    must(run_pipeline(_subset(pipeline, ("ingest_crm",)), history[:1], executor, settings=settings,
+                      max_retries=0), "history")  # fmt: skip
+    ingest_s = must(run_pipeline(_subset(pipeline, INGEST_DAILY), history, executor,
+                                 settings=settings, max_retries=0), "history ingest")  # fmt: skip
+    print(f"  history ingested ({len(history)} days) in {ingest_s:.0f}s", flush=True)
+    wide = [*settings, f"clickstream.lookback_days={history_days}"]
+    build_s = must(run_pipeline(_subset(pipeline, BUILD_ONCE), history[-1:], executor,
+                                settings=wide, max_retries=0), "history build")  # fmt: skip
+    history_s = time.perf_counter() - t0
+    print(f"  history built in bulk in {build_s:.0f}s", flush=True)
+
+    def tagged(step: Any, run_date: date, extra: Any) -> Any:
+        spark.sparkContext.setJobGroup(f"{run_date}:{step.name}", step.name)
+        return executor(step, run_date, extra)
+
+    pids = {"driver_jvm": spark.sparkContext._gateway.proc.pid, "python": os.getpid()}
+    with PeakRss(pids) as rss:
+        started = time.perf_counter()
+        results = run_pipeline(pipeline, [END], tagged, settings=settings, max_retries=0,
+                               parallelism=1)  # fmt: skip
+        pipeline_s = time.perf_counter() - started
+    must(results, "measured day")
+    day_events = manifest["clickstream_by_arrival_date"][END.isoformat()]["lines"]
+    cores = os.cpu_count() or 1
+    steps: dict[str, dict[str, Any]] = {}
+    for r in results:
+        group = f"{END}:{r.step}"
+        figures = {**spark_figures(spark, group), **_spill_and_stages(spark, group)}
+        steps[r.step] = {
+            "s": round(r.seconds, 2),
+            "events_per_s_per_core": round(day_events / max(r.seconds, 1e-9) / cores, 1),
+            "spark_jobs": figures["spark_jobs"],
+            "spark_jobs_by_kind": figures["spark_jobs_by_kind"],
+            "stages": figures["stages"],
+            "jobs_busy_s": figures["jobs_busy_s"],
+            "shuffle_mb": round(figures["shuffle_bytes"] / 2**20, 1),
+            "spill_mb": round((figures["spill_disk_bytes"]) / 2**20, 1),
+            "spill_memory_mb": round(figures["spill_memory_bytes"] / 2**20, 1),
+            "input_mb": round(figures["input_bytes"] / 2**20, 1),
+            "output_mb": round(figures["output_bytes"] / 2**20, 1),
+            "peak_execution_memory_mb": round(figures["peak_execution_memory_bytes"] / 2**20, 1),
+        }
+    heap = _heap_after_gc_mb(spark)
+    floor = floors(spark, cfg, END)
+    floor["sessions_bare_spark_s"] = bare_spark_sessions_s(spark, cfg, END)
+    totals = manifest["rows"]
+    out = {
+        "advisors": advisors,
+        "events_last_day": day_events,
+        "events_per_advisor_day": round(day_events / advisors, 1),
+        "history_days": history_days,
+        "events_total": totals["clickstream"],
+        "setup": {"generate_s": round(generate_s, 1), "history_s": round(history_s, 1),
+                  "history_ingest_s": round(ingest_s, 1), "history_build_s": round(build_s, 1)},
+        "pipeline_s": round(pipeline_s, 1),
+        "steps": steps,
+        "driver_rss_mb": round(rss.peak["driver_jvm"] / 2**20, 1),
+        "python_rss_mb": round(rss.peak["python"] / 2**20, 1),
+        "driver_heap_after_gc_mb": heap,
+        "executor_memory_note": "local[*]: the executors are the driver JVM (driver_rss_mb)",
+        "floors": floor,
+        "ratios": {
+            "ingest_vs_bare": _ratio(steps["ingest_clickstream"]["s"],
+                                     floor["ingest_bare_read_write_s"]),
+            "sessions_vs_bare_spark": _ratio(steps["build_sessions"]["s"],
+                                             floor["sessions_bare_spark_s"]),
+            "sessions_vs_duckdb": _ratio(steps["build_sessions"]["s"], floor["sessions_duckdb_s"]),
+        },
+    }  # fmt: skip
+    spark.stop()
+    return out
+
+
+def _ratio(value: float, floor: float) -> float:
+    return round(value / max(floor, 1e-3), 2)
+
+
+def scaling(scales: list[dict[str, Any]]) -> dict[str, Any]:
+    """Smallest to largest: data factor, each step's time factor against data x 1.1, memory."""
+    if len(scales) < 2:
+        return {}
+    low, high = scales[0], scales[-1]
+    data = high["events_last_day"] / low["events_last_day"]
+    steps = {}
+    for name, s in high["steps"].items():
+        before = low["steps"].get(name, {}).get("s")
+        if before:
+            factor = s["s"] / before
+            steps[name] = {"time_factor": round(factor, 2), "super_linear": factor > data * 1.1}
+    return {
+        "data_factor": round(data, 2),
+        "pipeline_time_factor": round(high["pipeline_s"] / low["pipeline_s"], 2),
+        "driver_rss_factor": round(high["driver_rss_mb"] / low["driver_rss_mb"], 3),
+        "driver_heap_after_gc_factor": round(
+            high["driver_heap_after_gc_mb"] / low["driver_heap_after_gc_mb"], 3
+        ),
+        "steps": steps,
+    }
+
+
+def _print_scale(res: dict[str, Any]) -> None:
+    print(f"\n{res['events_last_day']:,} events on the measured day, {res['advisors']:,} "
+          f"advisors, {res['history_days']} days of history: pipeline {res['pipeline_s']}s, "
+          f"driver RSS {res['driver_rss_mb']} MB (heap after GC "
+          f"{res['driver_heap_after_gc_mb']} MB)")  # fmt: skip
+    print(f"{'step':<22} {'s':>8} {'ev/s/core':>10} {'jobs':>5} {'stages':>6} "
+          f"{'shuffle MB':>10} {'spill MB':>8}")  # fmt: skip
+    for name, s in res["steps"].items():
+        print(f"{name:<22} {s['s']:>8.2f} {s['events_per_s_per_core']:>10} {s['spark_jobs']:>5} "
+              f"{s['stages']:>6} {s['shuffle_mb']:>10} {s['spill_mb']:>8}")  # fmt: skip
+    print("floors:", json.dumps(res["floors"]), "ratios:", json.dumps(res["ratios"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", default="125000,1000000", help="events a day, per scale")
+    parser.add_argument("--history-days", type=int, default=30)
+    parser.add_argument("--warehouse-rows", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--worker-events", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-root", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker_events:
+        res = run_one(args.worker_events, args.history_days, Path(args.worker_root))
+        Path(args.worker_result).write_text(json.dumps(res))
+        return 0
+    from decisionlake.dev import services
+
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-services-"))
+    os.environ.update(services.MOTO_ENV)
+    moto = services.MotoServer(work / "moto.log").start()
+    pg = services.EmbeddedPostgres(work / "pg").start()
+    scales = []
+    try:
+        provisioned = moto.provision()
+        services.store_warehouse_secret(moto.endpoint, pg.port)
+        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
+        os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
+        for events in [int(e) for e in args.events.split(",")]:
+            root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{events}-"))
+            print(f"scale: {events:,} events a day, {args.history_days} days of history ...",
+                  flush=True)  # fmt: skip
+            try:
+                result = root / "result.json"
+                subprocess.run([sys.executable, "-m", "decisionlake.dev.bench.scale",
+                                "--worker-events", str(events), "--history-days",
+                                str(args.history_days), "--worker-root", str(root),
+                                "--worker-result", str(result)], check=True)  # fmt: skip
+                scales.append(json.loads(result.read_text()))
+                _print_scale(scales[-1])
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        pg.stop()
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    warehouse: dict[str, Any] = {}
+    if args.warehouse_rows:
+        figures = Path(tempfile.mkdtemp(prefix="bench-scale-wh-")) / "warehouse.json"
+        subprocess.run([sys.executable, "-m", "decisionlake.dev.bench.warehouse", "--rows",
+                        str(args.warehouse_rows), "--json", str(figures)], check=True)  # fmt: skip
+        warehouse = json.loads(figures.read_text())
+    report = {
+        "machine": {"cores": os.cpu_count(), "memory_gb": round(_memory_gb(), 1),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "bench_s": round(time.perf_counter() - started, 1),
+        "scales": scales,
+        "scaling": scaling(scales),
+        "floors": {"warehouse": warehouse} if warehouse else {},
+        "training": {"status": "not measured in this run"},
+    }  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for path in (out / "scale-latest.json", out / f"scale-{stamp}.json"):
+        path.write_text(json.dumps(report, indent=1))
+    print(f"\nscaling: {json.dumps(report['scaling'])}\nwritten: {out}/scale-latest.json")
+    return 0
+
+
+def _memory_gb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / 2**30
+
+
+if __name__ == "__main__":
+    sys.exit(main())
