@@ -127,7 +127,7 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
     }
 
 
-def _config(root: Path, advisors: int) -> Any:
+def _config(root: Path, advisors: int, **overrides: Any) -> Any:
     from decisionlake.config import load_config
 
     return load_config(
@@ -139,6 +139,7 @@ def _config(root: Path, advisors: int) -> Any:
             "services.mlflow_tracking_uri": f"sqlite:///{root}/mlflow/mlflow.db",
             "spark.ui_enabled": True,
             "generator.advisors": advisors,
+            **overrides,
         },
     )
 

@@ -116,7 +116,9 @@ def bare_spark_sessions_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> 
     return round(statistics.median(times), 2)
 
 
-def run_one(events_per_day: int, history_days: int, root: Path) -> dict[str, Any]:
+def run_one(
+    events_per_day: int, history_days: int, root: Path, *, driver_memory: str = "14g"
+) -> dict[str, Any]:
     """Generate, process the history in bulk, run and measure the last day."""
     from decisionlake.core.spark import get_spark
     from decisionlake.dev.generate import build_spec, generate
@@ -128,7 +130,9 @@ def run_one(events_per_day: int, history_days: int, root: Path) -> dict[str, Any
     )
 
     advisors = max(events_per_day // EVENTS_PER_ADVISOR, 1)
-    cfg = _config(root, advisors)
+    # In local[*] the driver JVM is also the executors: give it most of the machine, so no
+    # step spills for want of memory a setting could give it (spill is reported per step).
+    cfg = _config(root, advisors, **{"spark.driver_memory": driver_memory})
     spark = get_spark(cfg, f"bench-scale-{events_per_day}")
     spec = build_spec(cfg, end_date=END, days=history_days + 1, advisors=advisors, seed=7)
     t0 = time.perf_counter()
@@ -154,7 +158,8 @@ def run_one(events_per_day: int, history_days: int, root: Path) -> dict[str, Any
     must(run_pipeline(_subset(pipeline, ("ingest_crm",)), history[:1], executor, settings=settings,
                       max_retries=0), "history")  # fmt: skip
     ingest_s = must(run_pipeline(_subset(pipeline, INGEST_DAILY), history, executor,
-                                 settings=settings, max_retries=0), "history ingest")  # fmt: skip
+                                 settings=settings, max_retries=0, parallelism=2),
+                    "history ingest")  # fmt: skip
     print(f"  history ingested ({len(history)} days) in {ingest_s:.0f}s", flush=True)
     wide = [*settings, f"clickstream.lookback_days={history_days}"]
     build_s = must(run_pipeline(_subset(pipeline, BUILD_ONCE), history[-1:], executor,
@@ -210,6 +215,7 @@ def run_one(events_per_day: int, history_days: int, root: Path) -> dict[str, Any
         "driver_rss_mb": round(rss.peak["driver_jvm"] / 2**20, 1),
         "python_rss_mb": round(rss.peak["python"] / 2**20, 1),
         "driver_heap_after_gc_mb": heap,
+        "driver_memory": driver_memory,
         "executor_memory_note": "local[*]: the executors are the driver JVM (driver_rss_mb)",
         "floors": floor,
         "ratios": {
@@ -270,12 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history-days", type=int, default=30)
     parser.add_argument("--warehouse-rows", type=int, default=1_000_000, help="0: skip")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--driver-memory", default="14g", help="spark.driver.memory (local[*])")
     parser.add_argument("--worker-events", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-root", help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker_events:
-        res = run_one(args.worker_events, args.history_days, Path(args.worker_root))
+        res = run_one(args.worker_events, args.history_days, Path(args.worker_root),
+                      driver_memory=args.driver_memory)  # fmt: skip
         Path(args.worker_result).write_text(json.dumps(res))
         return 0
     from decisionlake.dev import services
@@ -299,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = root / "result.json"
                 subprocess.run([sys.executable, "-m", "decisionlake.dev.bench.scale",
                                 "--worker-events", str(events), "--history-days",
-                                str(args.history_days), "--worker-root", str(root),
+                                str(args.history_days), "--driver-memory", args.driver_memory,
+                                "--worker-root", str(root),
                                 "--worker-result", str(result)], check=True)  # fmt: skip
                 scales.append(json.loads(result.read_text()))
                 _print_scale(scales[-1])
