@@ -103,3 +103,18 @@ def test_scoring_is_narrow_and_has_no_python_udf(spark: SparkSession) -> None:
     assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
     assert plan.count("Exchange") == 0
     assert scores.where("size(top_features) = 3").count() == 40
+
+
+def test_notes_link_to_the_crm_by_equi_joins_never_a_nested_loop(spark: SparkSession) -> None:
+    """Linking notes to CRM people by id, or by e-mail when a note has no id, is two hash or
+    sort-merge joins: a join on a disjunction would compare every note with every person
+    (quadratic; the scale bench found it at 50,000 advisors)."""
+    from decisionlake.text.ingest import BRONZE_SCHEMA, to_silver_notes
+
+    notes = spark.createDataFrame([], BRONZE_SCHEMA)
+    people = spark.createDataFrame(
+        [], "advisor_id string, email string, first_name string, last_name string"
+    )
+    plan = _plan(to_silver_notes(notes, people))
+    assert "NestedLoopJoin" not in plan and "CartesianProduct" not in plan
+    assert plan.count("HashJoin") + plan.count("SortMergeJoin") == 2
