@@ -48,7 +48,11 @@ def score_rows(spark: SparkSession, rows: int, *, day: date) -> DataFrame:
         "decile": (i % 10 + 1).cast("int"),
         "segment": F.lit(None).cast("int"),
         "top_features": F.array(
-            F.struct(F.lit("downloads_30d").alias("feature"), F.rand(8).alias("contribution"))
+            F.struct(
+                F.lit("downloads_30d").alias("feature"),
+                F.rand(8).alias("contribution"),
+                F.lit("downloads_30d high").alias("reason"),
+            )
         ),
         "run_id": F.lit("bench"),
         "scored_at": F.current_timestamp(),
