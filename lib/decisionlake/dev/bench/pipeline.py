@@ -330,6 +330,28 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def bench_services() -> Any:
+    """moto and PostgreSQL for the daily pipeline (Secrets Manager, SNS, Glue, the
+    warehouse), their addresses in this process's environment, stopped afterwards."""
+    from decisionlake.dev import services
+
+    work = Path(tempfile.mkdtemp(prefix="bench-services-"))
+    os.environ.update(services.MOTO_ENV)
+    moto = services.MotoServer(work / "moto.log").start()
+    pg = services.EmbeddedPostgres(work / "pg").start()
+    try:
+        provisioned = moto.provision()
+        services.store_warehouse_secret(moto.endpoint, pg.port)
+        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
+        os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
+        yield
+    finally:
+        pg.stop()
+        moto.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
     parser.add_argument("--advisors", type=int, default=400, help="advisors at scale 1")
@@ -344,23 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args)
     scales = [int(s) for s in args.scales.split(",")]
     results = []
-    from decisionlake.dev import services
-
-    # The daily pipeline uses S3-compatible APIs (Secrets Manager, SNS, Glue) and the warehouse.
-    work = Path(tempfile.mkdtemp(prefix="bench-services-"))
-    os.environ.update(services.MOTO_ENV)
-    moto = services.MotoServer(work / "moto.log").start()
-    pg = services.EmbeddedPostgres(work / "pg").start()
-    try:
-        provisioned = moto.provision()
-        services.store_warehouse_secret(moto.endpoint, pg.port)
-        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
-        os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
+    with bench_services():
         results = _run_all(scales, args)
-    finally:
-        pg.stop()
-        moto.stop()
-        shutil.rmtree(work, ignore_errors=True)
     _report(results, args)
     return 0
 

@@ -47,6 +47,7 @@ from decisionlake.dev.bench.pipeline import (
     _config,
     _heap_after_gc_mb,
     _rest,
+    bench_services,
     floors,
     lake_settings,
     spark_figures,
@@ -311,19 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                       driver_memory=args.driver_memory, landing=args.landing)  # fmt: skip
         Path(args.worker_result).write_text(json.dumps(res))
         return 0
-    from decisionlake.dev import services
-
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="bench-scale-services-"))
-    os.environ.update(services.MOTO_ENV)
-    moto = services.MotoServer(work / "moto.log").start()
-    pg = services.EmbeddedPostgres(work / "pg").start()
     scales = []
-    try:
-        provisioned = moto.provision()
-        services.store_warehouse_secret(moto.endpoint, pg.port)
-        os.environ["DL_S3_ENDPOINT"] = moto.endpoint
-        os.environ["DL_SNS_TOPIC_ARN"] = provisioned["sns_topic_arn"]
+    with bench_services():
         for events in [int(e) for e in args.events.split(",")]:
             root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{events}-"))
             print(f"scale: {events:,} events a day, {args.history_days} days of history ...",
@@ -340,10 +331,6 @@ def main(argv: list[str] | None = None) -> int:
                 _print_scale(scales[-1])
             finally:
                 shutil.rmtree(root, ignore_errors=True)
-    finally:
-        pg.stop()
-        moto.stop()
-        shutil.rmtree(work, ignore_errors=True)
     warehouse: dict[str, Any] = {}
     if args.warehouse_rows:
         figures = Path(tempfile.mkdtemp(prefix="bench-scale-wh-")) / "warehouse.json"
