@@ -52,7 +52,9 @@ def test_clickstream_path_parses_distinct_agents_only_and_one_shuffle_per_sessio
     )
     enriched = _plan(events)
     assert enriched.count("ArrowEvalPython") == 1 and "BroadcastHashJoin" in enriched
-    assert "SortMergeJoin" not in enriched  # the events are not shuffled for the agents
+    # URLs and referrers are parsed once per distinct value too, broadcast back like agents.
+    assert enriched.count("BroadcastHashJoin") == 3  # agents, URLs, referrers
+    assert "SortMergeJoin" not in enriched  # the events are not shuffled for any of them
     sessionized = assign_sessions(events, timeout_minutes=30)
     # One more shuffle than the enrichment's: by (source, visitor).
     assert _plan(sessionized).count("Exchange") == enriched.count("Exchange") + 1

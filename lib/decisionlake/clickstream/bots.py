@@ -47,9 +47,13 @@ def classify_bots(
         .groupBy(*VISITOR_DAY)
         .agg(F.max("_hours").alias("_longest_session_h"))
     )
-    crawler = F.coalesce(F.col("user_agent"), F.lit("")).rlike(rules.crawler_pattern)
-    if "device_class" in events.columns:  # enriched events: ua-parser's spiders count too
-        crawler = crawler | F.coalesce(F.col("device_class") == "bot", F.lit(False))
+    if "device_class" in events.columns:
+        # Enriched events: device_class is "bot" for the crawler pattern and ua-parser's
+        # spiders alike, decided once per distinct agent (a regex over every event's agent
+        # string was the enrichment's costliest part, #16).
+        crawler = F.coalesce(F.col("device_class") == "bot", F.lit(False))
+    else:
+        crawler = F.coalesce(F.col("user_agent"), F.lit("")).rlike(rules.crawler_pattern)
     daily = events.groupBy(*VISITOR_DAY).agg(
         F.max(crawler).alias("_crawler"),
         F.sum((F.col("event_type") == "page_view").cast("int")).alias("_views"),

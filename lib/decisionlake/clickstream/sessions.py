@@ -19,6 +19,32 @@ from pyspark.sql.window import Window
 
 _MICROS = 1_000_000
 
+# What page views and session summaries read of an event: sessionizing only these keeps the
+# long strings (user agent, referrer, properties) out of the sort and the cache (#16: the
+# events' width, not their number, made the sessions' shuffles slow).
+SESSION_INPUT_COLUMNS = (
+    "source",
+    "visitor_id",
+    "user_id",
+    "event_id",
+    "event_ts",
+    "event_type",
+    "url",
+    "url_path",
+    "page_title",
+    "fund_ticker",
+    "asset_class",
+    "topic",
+    "engagement_msec",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer_class",
+    "device_class",
+    "browser",
+    "os",
+)
+
 
 def _seconds_between(later: Column, earlier: Column) -> Column:
     return (F.unix_micros(later) - F.unix_micros(earlier)) / _MICROS

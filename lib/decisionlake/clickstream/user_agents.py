@@ -104,15 +104,24 @@ def with_user_agent_parts(
 
     ``crawler_pattern`` (a Spark regex) marks an agent as a bot before the rules do."""
     agents = events.select(column).where(F.col(column).isNotNull()).distinct()
-    parsed = agents.select(column, _parts_udf()(F.col(column)).alias(_PARTS_COLUMN))
-    parts = F.col(f"{_PARTS_COLUMN}.device_class")
+    # Everything derived from the agent, the crawler pattern included, is computed once per
+    # distinct agent: a regex over every event's agent string cost more than the rest of the
+    # enrichment together (#16, measured at 1.1M events and 8 distinct agents).
+    parsed = agents.select(column, _parts_udf()(F.col(column)).alias(_PARTS_COLUMN)).select(
+        column,
+        F.col(f"{_PARTS_COLUMN}.browser").alias("_ua_browser"),
+        F.col(f"{_PARTS_COLUMN}.os").alias("_ua_os"),
+        crawler_or(F.col(column), F.col(f"{_PARTS_COLUMN}.device_class"), crawler_pattern).alias(
+            "_ua_device_class"
+        ),
+    )
     # Broadcast: the distinct agents are few beside the events, which are then not shuffled.
     return (
         events.join(F.broadcast(parsed), column, "left")
-        .withColumn("browser", F.col(f"{_PARTS_COLUMN}.browser"))
-        .withColumn("os", F.col(f"{_PARTS_COLUMN}.os"))
-        .withColumn("device_class", crawler_or(F.col(column), parts, crawler_pattern))
-        .drop(_PARTS_COLUMN)
+        .withColumn("browser", F.col("_ua_browser"))
+        .withColumn("os", F.col("_ua_os"))
+        .withColumn("device_class", F.col("_ua_device_class"))
+        .drop("_ua_browser", "_ua_os", "_ua_device_class")
     )
 
 

@@ -38,7 +38,11 @@ def cached(
     df: DataFrame, level: StorageLevel = StorageLevel.MEMORY_AND_DISK
 ) -> Iterator[DataFrame]:
     """``df`` persisted for the block and unpersisted when it ends, failed or not (a failed
-    step in a notebook or the local runner does not leave its cache behind)."""
+    step in a notebook or the local runner does not leave its cache behind). A frame its
+    caller already persisted is used as it is and left cached: its owner releases it."""
+    if df.storageLevel != StorageLevel.NONE:
+        yield df
+        return
     persisted = df.persist(level)
     try:
         yield persisted

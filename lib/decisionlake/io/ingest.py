@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
-from decisionlake.core.frames import project
+from decisionlake.core.frames import cached, project
 from decisionlake.core.runtime import JobContext
 from decisionlake.io import lake
 
@@ -319,8 +319,10 @@ def read_delivery(
     if spec.documents is not None:
         folder = landing_uri(ctx, spec.documents.landing_dir, dated=spec.dated)
         try:
-            documents = len(lake.inspect_landing_files(spark, folder))
             whole = lake.read_binary_files(spark, folder)
+            # Counted from the reader's own listing (the files it will read, in one call):
+            # listing them file by file through py4j took ~40 s a day at 6,500 documents.
+            documents = len(whole.inputFiles())
             frames.append(
                 spec.documents.validate(whole, ingest_date=ctx.run_date, limits=limits)
                 .withColumn("line_bytes", F.lit(None).cast("long"))
@@ -409,11 +411,8 @@ def run_line_ingest(
         write_file_quarantine(ctx, target.source, bad_files)
         return lines_read, metrics
 
-    def merge_bronze(touched: list[Any] | None) -> tuple[dict[str, Any], DataFrame]:
+    def merge_bronze(rows: DataFrame, touched: list[Any] | None) -> dict[str, Any]:
         with log.stage("merge_bronze", table=bronze_uri) as st:
-            rows = spec.to_bronze(validated, **shaping).transform(
-                dedupe_on, key=spec.key, order_by=spec.order_by
-            )
             metrics = lake.merge_insert_new(
                 spark,
                 rows,
@@ -433,7 +432,7 @@ def run_line_ingest(
                 updated=metrics.get("numTargetRowsUpdated", 0),
                 version=metrics.get("version"),
             )
-        return metrics, rows
+        return metrics
 
     bronze_done = threading.Event()
     bronze_committed: list[bool] = []
@@ -449,8 +448,15 @@ def run_line_ingest(
                     raise lake.LandingDataMissingError(f"no lines in the files at {source}")
                 st.add(valid=int(valid["rows"]), quarantined=rejected)
             touched = partition_values_from(valid) if spec.partition_of_valid_line else None
-            merged, batch = merge_bronze(touched)
-            followed = then(batch) if then is not None else {}
+            rows = spec.to_bronze(validated, **shaping).transform(
+                dedupe_on, key=spec.key, order_by=spec.order_by
+            )
+            if then is None:
+                merged, followed = merge_bronze(rows, touched), {}
+            else:  # the batch is deduplicated once for bronze and what follows
+                with cached(rows) as batch:
+                    merged = merge_bronze(batch, touched)
+                    followed = then(batch)
             bronze_committed.append(True)  # (and what follows from it)
             return by_reason, merged, followed
         finally:

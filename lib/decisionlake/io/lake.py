@@ -28,6 +28,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from decisionlake.core.frames import RunWindow, cached
+
 
 class LandingDataMissingError(RuntimeError):
     """Raised when a run date has no input files."""
@@ -345,29 +347,51 @@ def merge_window(
     uri: str,
     *,
     key: str,
-    window: str,
+    window: RunWindow,
+    window_column: str,
     partition_by: Sequence[str] = (),
     compare_columns: Sequence[str],
 ) -> dict[str, Any]:
-    """Make the table's rows inside ``window`` equal ``source``, touching only what changed.
+    """Make the table's rows inside ``window`` (on ``window_column``) equal ``source``,
+    touching only what changed.
 
-    ``window`` is a SQL predicate on the target's columns (alias ``t``) delimiting the slice the
-    run recomputed. Rows of ``source`` are inserted when new and updated when a compared column
-    differs; rows inside the window that ``source`` no longer has are deleted. Rows outside the
-    window, and unchanged rows inside it, are not rewritten.
+    Rows of ``source`` are inserted when new and updated when a compared column differs; rows
+    inside the window that ``source`` no longer has are deleted. Rows outside the window, and
+    unchanged rows inside it, are not rewritten.
+
+    The changes are found first, by two anti-joins against the window's partitions, and only
+    they go into the MERGE, whose condition names the window: the MERGE then reads the
+    window's files alone. (A ``WHEN NOT MATCHED BY SOURCE`` clause would make Delta scan every
+    file of the table, the whole history, on every run: #16 found it growing with history.)
+    Nothing changed: no MERGE and no commit.
     """
     spark = source.sparkSession
     target = ensure_delta_table(
         spark, uri, source.schema, partition_by, INCREMENTAL_TABLE_PROPERTIES
     )
-    condition = " AND ".join(f"t.`{c}` = s.`{c}`" for c in (*partition_by, key))
-    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in compare_columns)
+    match_columns = [*[c for c in partition_by if c != key], key]
+    current = target.toDF().where(window.contains(window_column))
+    same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [key, *compare_columns]))
+    with cached(source) as rows:
+        upserts = rows.alias("s").join(current.alias("t"), same, "left_anti")
+        gone = current.join(rows.select(*match_columns), match_columns, "left_anti")
+        changes = (
+            upserts.withColumn("_op", F.lit("upsert"))
+            .unionByName(gone.select(*rows.columns).withColumn("_op", F.lit("delete")))
+            .localCheckpoint(eager=True)  # see merge_insert_new: the MERGE must not re-plan it
+        )
+    if changes.isEmpty():
+        return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0}
+    condition = " AND ".join(
+        [window.predicate(f"t.`{window_column}`"), *(f"t.`{c}` = s.`{c}`" for c in match_columns)]
+    )
+    values = {c: F.col(f"s.`{c}`") for c in rows.columns}
     counts = (
         target.alias("t")
-        .merge(source.alias("s"), condition)
-        .whenMatchedUpdateAll(condition=changed)
-        .whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceDelete(condition=window)
+        .merge(changes.alias("s"), condition)
+        .whenMatchedDelete(condition="s._op = 'delete'")
+        .whenMatchedUpdate(set=values)
+        .whenNotMatchedInsert(condition="s._op = 'upsert'", values=values)
         .execute()
         .first()
     )  # one row of counts
@@ -481,23 +505,48 @@ def merge_insert_new(
         )
         if values is not None:
             condition = F.col(f"t.`{pruning[0]}`").isin(values) & condition
-    if update_when_changed:
-        # Only new or changed rows go into the MERGE: a matched row, even one the update
-        # clause then skips, makes Delta rewrite its whole file (a rerun would copy every
-        # row of the table and commit a new version for nothing).
-        same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [*keys, *update_when_changed]))
-        delivered = source.count()  # the batch's rows, before unchanged ones are set aside
-        source = source.alias("s").join(target.toDF().alias("t"), same, "left_anti")
-        if source.isEmpty():  # nothing new, nothing changed: no commit at all
-            return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0,
-                    "numSourceRows": delivered}  # fmt: skip
+    if not update_when_changed:
+        counts = _merge_counts(target, source, condition, changed=None)
+        return _merge_metrics(spark, uri, counts, delivered=None)
+    # Only new or changed rows go into the MERGE: a matched row, even one the update clause
+    # then skips, makes Delta rewrite its whole file (a rerun would copy every row of the
+    # table and commit a new version for nothing). They are computed once, with the batch's
+    # count on the way, and handed to the MERGE as a local checkpoint: its plan no longer
+    # reads any table, so the MERGE does not plan and run the source's reads and joins again
+    # (a cached frame is not enough: Delta re-plans a source that reads the target; #16
+    # counted the source computed three times). A lost executor fails the step, which its
+    # retry reruns: the write is idempotent.
+    same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [*keys, *update_when_changed]))
+    changed_test = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
+    with cached(source) as batch:
+        delivered = batch.count()  # the batch's rows, before unchanged ones are set aside
+        fresh = batch.alias("s").join(target.toDF().alias("t"), same, "left_anti")
+        new_or_changed = fresh.localCheckpoint(eager=True)
+    if new_or_changed.isEmpty():  # nothing new, nothing changed: no commit at all
+        return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0,
+                "numSourceRows": delivered}  # fmt: skip
+    counts = _merge_counts(target, new_or_changed, condition, changed=changed_test)
+    return _merge_metrics(spark, uri, counts, delivered=delivered)
+
+
+def _merge_counts(
+    target: DeltaTable, source: DataFrame, condition: Column, *, changed: str | None
+) -> tuple[int, int]:
+    """Run the MERGE (insert new keys; update matched rows where ``changed`` holds)."""
     merge = target.alias("t").merge(source.alias("s"), condition)
-    if update_when_changed:
-        changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in update_when_changed)
+    if changed is not None:
         merge = merge.whenMatchedUpdateAll(condition=changed)
     counts = merge.whenNotMatchedInsertAll().execute().first()  # one row of counts
-    inserted = int(counts["num_inserted_rows"]) if counts else 0
-    updated = int(counts["num_updated_rows"]) if counts else 0
+    if not counts:
+        return 0, 0
+    return int(counts["num_inserted_rows"]), int(counts["num_updated_rows"])
+
+
+def _merge_metrics(
+    spark: SparkSession, uri: str, counts: tuple[int, int], *, delivered: int | None
+) -> dict[str, Any]:
+    """The MERGE's commit figures (when it committed), with its own counts."""
+    inserted, updated = counts
     # A MERGE that changed nothing may not commit; only a changing one needs the commit's figures.
     metrics = last_operation_metrics(spark, uri) if inserted or updated else {}
     ours = (
@@ -510,7 +559,7 @@ def merge_insert_new(
     metrics.pop("userMetadata", None)
     metrics["numTargetRowsInserted"] = inserted
     metrics["numTargetRowsUpdated"] = updated
-    if update_when_changed:
+    if delivered is not None:
         metrics["numSourceRows"] = delivered  # the commit's count is the changed rows only
     return metrics
 

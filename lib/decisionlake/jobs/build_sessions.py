@@ -19,7 +19,12 @@ from pyspark.sql import functions as F
 
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
-from decisionlake.clickstream.sessions import assign_sessions, build_page_views, build_sessions
+from decisionlake.clickstream.sessions import (
+    SESSION_INPUT_COLUMNS,
+    assign_sessions,
+    build_page_views,
+    build_sessions,
+)
 from decisionlake.core.aws import pseudonymisation_key
 from decisionlake.core.frames import RunWindow, cached
 from decisionlake.core.runtime import JobContext, run_job
@@ -102,7 +107,7 @@ def merge_sessions(ctx: JobContext, humans: DataFrame, window: RunWindow) -> dic
             rows, key = tables[table]
             return lambda: lake.merge_window(
                 rows.where(window.contains("session_date")), ctx.cfg.table_uri(table), key=key,
-                window=window.predicate("t.session_date"), partition_by=["session_date"],
+                window=window, window_column="session_date", partition_by=["session_date"],
                 compare_columns=[c for c in rows.columns if c != key],
             )  # fmt: skip
 
@@ -126,7 +131,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 bot_events_written=results["silver.bot_events"].get("numOutputRows", 0),
             )
         with log.stage("sessionize") as st:
-            humans = events.where(F.col("bot_rule").isNull()).drop("bot_rule")
+            humans = events.where(F.col("bot_rule").isNull()).select(*SESSION_INPUT_COLUMNS)
             results.update(merge_sessions(ctx, humans, window))
             for table in ("silver.sessions", "silver.page_views"):
                 st.add(**{
