@@ -42,13 +42,15 @@ TARGET = 25
 # are parsed once per distinct value (two broadcasts, 4 jobs); at 1.1M events its enrichment
 # went from 26 s to 13 s. Turning adaptive execution off halves every count here and leaves
 # the day's time unchanged (44.7 s vs 43.7 s at this size): jobs are not the fixed cost.
+# Headroom of four: CI counted three more for ingest_text than this machine did on the same
+# code (82 vs 79), and the 360 has been seen at 41 and 43.
 OVER_TARGET = {
-    "ingest_text": 56,
-    "build_sessions": 86,
-    "build_text_features": 56,
-    "build_identity": 50,
-    "build_advisor_360": 43,
-    "check_quality": 39,
+    "ingest_text": 58,
+    "build_sessions": 88,
+    "build_text_features": 58,
+    "build_identity": 52,
+    "build_advisor_360": 45,
+    "check_quality": 41,
 }
 
 
