@@ -206,3 +206,37 @@ def test_notebook_tables_are_queryable_in_sql_by_logical_name(
     register_tables(spark, Tables(spark, again))
     assert spark.sql("SELECT count(*) AS n FROM gold.advisor_360").first()["n"] == 2
     assert lake.read_delta(spark, cfg.table_uri("gold.advisor_360")).count() == 1  # untouched
+
+
+def test_a_window_merge_changes_only_the_window_and_a_rerun_commits_nothing(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """merge_window: inside the window, new rows inserted, changed ones updated, missing ones
+    deleted (also a key that moved to another day); outside it nothing is touched even when
+    the source lacks it; the same source again commits nothing."""
+    from decisionlake.core.frames import RunWindow
+
+    uri = str(tmp_path / "sessions")
+    d1, d2, d3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+    window = RunWindow(d2, d3)
+
+    def merge(data: list[tuple], within: RunWindow) -> dict:
+        return lake.merge_window(
+            spark.createDataFrame(data, SCHEMA), uri, key="key", window=within,
+            window_column="day", partition_by=["day"], compare_columns=["value"],
+        )  # fmt: skip
+
+    first = merge([(d1, "old", 1), (d2, "same", 2), (d2, "changes", 3), (d2, "goes", 4),
+                   (d2, "moves", 5)], RunWindow(d1, d3))  # fmt: skip
+    assert first["numTargetRowsInserted"] == 5
+    rerun = [(d2, "same", 2), (d2, "changes", 30), (d3, "moves", 5), (d3, "new", 6)]
+    second = merge(rerun, window)
+    counts = {k: second[f"numTargetRows{k}"] for k in ("Inserted", "Updated", "Deleted")}
+    assert counts == {"Inserted": 2, "Updated": 1, "Deleted": 2}  # moves: out of d2, into d3
+    rows = sorted(tuple(r) for r in lake.read_delta(spark, uri).collect())
+    assert rows == sorted([(d1, "old", 1), *rerun])
+    version = lake.table_version(spark, uri)
+    assert merge(rerun, window) == {
+        "numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0
+    }  # fmt: skip
+    assert lake.table_version(spark, uri) == version  # no commit

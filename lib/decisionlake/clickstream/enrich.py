@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from decisionlake.clickstream.user_agents import with_user_agent_parts
 from decisionlake.config import ReferrerRulesConfig
+from decisionlake.core.frames import with_parts_of
 from decisionlake.core.privacy import hmac_sha256
 
 SILVER_EVENT_COLUMNS = (
@@ -109,23 +110,6 @@ def referrer_class(
         .when(kind.isNotNull(), kind)
         .otherwise("other")
     )
-
-
-def with_parts_of(df: DataFrame, column: str, parts: dict[str, Column]) -> DataFrame:
-    """``df`` with ``parts`` (expressions of ``column`` alone) computed once per distinct value
-    of ``column`` and joined back; NULL parts where ``column`` is NULL.
-
-    URL parsing and host regexes cost microseconds a row, and a site has far fewer distinct
-    URLs and referrers than events: per distinct value they cost a fifth as much (#16: 11.7 s
-    a row at a time, 2.2 s this way, at 1.1M events). The distinct values are broadcast, so
-    the events are not shuffled for them (without the hint adaptive execution shuffled them
-    first: 3.3 s). The limit: a window's distinct values must fit in a broadcast, which holds
-    for pages and referrers with their query strings (hundreds of thousands at most); a
-    tracker that puts a unique token in every URL should have it stripped at ingest.
-    """
-    values = df.select(column).where(F.col(column).isNotNull()).distinct()
-    derived = values.select(column, *[expr.alias(name) for name, expr in parts.items()])
-    return df.join(F.broadcast(derived), column, "left")
 
 
 def truncate_ip(ip: Column) -> Column:

@@ -18,9 +18,11 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from decisionlake.core.frames import with_parts_of
 
 PARTS = T.StructType(
     [
@@ -30,6 +32,7 @@ PARTS = T.StructType(
     ]
 )
 _PARTS_COLUMN = "_user_agent_parts"
+_CRAWLER_COLUMN = "_user_agent_crawler"
 
 _BROWSER_SUFFIXES = re.compile(r" (Mobile( iOS| WebView)?|iOS)$")
 _BROWSERS = {"Mobile Safari": "Safari", "Mobile Safari UI/WKWebView": "Safari"}
@@ -103,27 +106,19 @@ def with_user_agent_parts(
     """Add ``browser``, ``os`` and ``device_class`` parsed from ``column`` (NULL when it is).
 
     ``crawler_pattern`` (a Spark regex) marks an agent as a bot before the rules do."""
-    agents = events.select(column).where(F.col(column).isNotNull()).distinct()
     # Everything derived from the agent, the crawler pattern included, is computed once per
     # distinct agent: a regex over every event's agent string cost more than the rest of the
     # enrichment together (#16, measured at 1.1M events and 8 distinct agents).
-    parsed = agents.select(column, _parts_udf()(F.col(column)).alias(_PARTS_COLUMN)).select(
-        column,
-        F.col(f"{_PARTS_COLUMN}.browser").alias("_ua_browser"),
-        F.col(f"{_PARTS_COLUMN}.os").alias("_ua_os"),
-        crawler_or(F.col(column), F.col(f"{_PARTS_COLUMN}.device_class"), crawler_pattern).alias(
-            "_ua_device_class"
-        ),
-    )
-    # Broadcast: the distinct agents are few beside the events, which are then not shuffled.
+    agent = F.col(column)
+    parts = F.col(f"{_PARTS_COLUMN}.device_class")
     return (
-        events.join(F.broadcast(parsed), column, "left")
-        .withColumn("browser", F.col("_ua_browser"))
-        .withColumn("os", F.col("_ua_os"))
-        .withColumn("device_class", F.col("_ua_device_class"))
-        .drop("_ua_browser", "_ua_os", "_ua_device_class")
+        events.transform(
+            with_parts_of,
+            column,
+            {_PARTS_COLUMN: _parts_udf()(agent), _CRAWLER_COLUMN: agent.rlike(crawler_pattern)},
+        )
+        .withColumn("browser", F.col(f"{_PARTS_COLUMN}.browser"))
+        .withColumn("os", F.col(f"{_PARTS_COLUMN}.os"))
+        .withColumn("device_class", F.when(F.col(_CRAWLER_COLUMN), F.lit("bot")).otherwise(parts))
+        .drop(_PARTS_COLUMN, _CRAWLER_COLUMN)
     )
-
-
-def crawler_or(agent: Column, device: Column, crawler_pattern: str) -> Column:
-    return F.when(agent.rlike(crawler_pattern), F.lit("bot")).otherwise(device)

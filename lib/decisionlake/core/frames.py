@@ -50,6 +50,23 @@ def cached(
         persisted.unpersist()
 
 
+def with_parts_of(df: DataFrame, column: str, parts: Mapping[str, Column]) -> DataFrame:
+    """``df`` with ``parts`` (expressions of ``column`` alone) computed once per distinct value
+    of ``column`` and broadcast back; NULL parts where ``column`` is NULL.
+
+    For costly per-value work (a Python parser, URL parsing, regexes) over a column with far
+    fewer distinct values than rows: user agents, URLs, referrers (#16: at 1.1M events, URL
+    and referrer parts took 11.7 s row by row and 2.2 s this way). Broadcast, so the rows are
+    not shuffled for it (without the hint adaptive execution shuffled them first: 3.3 s). The
+    limit: the distinct values must fit in a broadcast, as pages, referrers and agents do
+    (hundreds of thousands at most); a tracker that puts a unique token in every URL should
+    have it stripped at ingest.
+    """
+    values = df.select(column).where(F.col(column).isNotNull()).distinct()
+    derived = values.select(column, *[expr.alias(name) for name, expr in parts.items()])
+    return df.join(F.broadcast(derived), column, "left")
+
+
 @dataclass(frozen=True)
 class RunWindow:
     """The dates a run recomputes: ``first`` .. ``last`` inclusive (the run date last)."""

@@ -371,7 +371,10 @@ def merge_window(
     )
     match_columns = [*[c for c in partition_by if c != key], key]
     current = target.toDF().where(window.contains(window_column))
-    same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in [key, *compare_columns]))
+    # A row is unchanged only in the same partition too: a key that moved day is an upsert
+    # (and its old row goes, below), whether or not the caller compares the partition column.
+    compared = [*match_columns, *[c for c in compare_columns if c not in match_columns]]
+    same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in compared))
     with cached(source) as rows:
         upserts = rows.alias("s").join(current.alias("t"), same, "left_anti")
         gone = current.join(rows.select(*match_columns), match_columns, "left_anti")
