@@ -8,7 +8,7 @@ DEMO_ENV ?= local
 DEMO_ARGS ?=
 
 # `make test-unit`: the fast lane, no local service started (integration and slow tests left out).
-.PHONY: demo test test-cluster test-random test-unit notebook bench bench-scale venv jars tools lint format services-start services-stop clean-data clean
+.PHONY: demo test test-cluster test-random test-unit notebook bench bench-scale bench-training venv jars tools lint format services-start services-stop clean-data clean
 
 demo: venv jars
 	$(PY) -m decisionlake.cli demo --env $(DEMO_ENV) $(DEMO_ARGS)
@@ -48,6 +48,11 @@ bench: venv jars
 # floors and the warehouse ceiling: bench/results/scale-latest.json. Long; run it alone.
 bench-scale: venv jars
 	scripts/bench-scale $(BENCH_SCALE_ARGS)
+
+# train_models on the 50,000-advisor lake that `scripts/bench-scale --keep` kept (BENCH_ROOT=it):
+# each candidate's fit, scikit-learn's reference on the same split; into scale-latest.json.
+bench-training: venv jars
+	scripts/bench-training --root $(BENCH_ROOT)
 
 venv: $(VENV)/.installed
 

@@ -1,4 +1,4 @@
-"""The pipeline benchmark's figures from the Spark UI's job list (pure helpers, no Spark)."""
+"""The benchmarks' figures: Spark UI job lists, scaling between scales (pure, no Spark)."""
 
 from __future__ import annotations
 
@@ -36,3 +36,37 @@ def test_busy_seconds_is_the_union_of_overlapping_and_separate_jobs() -> None:
 )
 def test_job_kinds_follow_deltas_job_descriptions(description: str, kind: str) -> None:
     assert job_kind(description) == kind
+
+
+def _scale(events: int, seconds: float, rss: float) -> dict:
+    return {
+        "events_last_day": events,
+        "pipeline_s": seconds,
+        "driver_rss_mb": rss,
+        "driver_heap_after_gc_mb": rss / 4,
+        "steps": {"build_sessions": {"s": seconds}},
+    }
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_scaling_compares_the_smallest_scale_with_the_largest_in_any_order(order: int) -> None:
+    from decisionlake.dev.bench.scale import scaling
+
+    found = scaling([_scale(125_000, 10.0, 1000.0), _scale(1_000_000, 100.0, 1000.0)][::order])
+    assert found["data_factor"] == 8.0
+    assert found["steps"]["build_sessions"] == {"time_factor": 10.0, "super_linear": True}
+    assert found["driver_rss_factor"] == 1.0
+
+
+def test_a_reused_landing_zone_serves_only_the_scale_whose_advisors_it_holds(tmp_path) -> None:
+    import json
+
+    from decisionlake.dev.bench.scale import _landing_fits
+
+    (tmp_path / "_manifests").mkdir()
+    summary = {"summary": {"advisors": 50_000}}
+    (tmp_path / "_manifests" / "generate-2026-10-25-31d-seed7.json").write_text(json.dumps(summary))
+    assert _landing_fits(str(tmp_path), 1_000_000)
+    assert not _landing_fits(str(tmp_path), 125_000)
+    assert not _landing_fits(None, 1_000_000)
+    assert not _landing_fits(str(tmp_path / "elsewhere"), 1_000_000)
