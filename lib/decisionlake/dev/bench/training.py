@@ -113,7 +113,7 @@ def reference_rows(spark: Any, cfg: Any) -> tuple[Any, Any, Any, list[str]]:
     from pyspark.sql import functions as F
 
     from decisionlake.io import lake
-    from decisionlake.models.estimators import LABEL
+    from decisionlake.models.estimators import LABEL, WEIGHT
     from decisionlake.models.fit import _event_label_rows
     from decisionlake.models.sources import resolve
     from decisionlake.models.training_sets import IS_TEST, feature_profile
@@ -126,7 +126,8 @@ def reference_rows(spark: Any, cfg: Any) -> tuple[Any, Any, Any, list[str]]:
     events = lake.read_delta(spark, resolve(cfg, spec.label))
     data, _, _, _ = _event_label_rows(spec, REFERENCE_SPEC, snapshots, events, label_through=END)
     data = data.where(F.col(LABEL).isNotNull()).persist(StorageLevel.MEMORY_AND_DISK)
-    train = data.where(~F.col(IS_TEST))
+    # Unweighted, as fit_supervised trains a spec without balance_classes.
+    train = data.where(~F.col(IS_TEST)).withColumn(WEIGHT, F.lit(1.0))
     test = data.where(F.col(IS_TEST))
     usable = feature_profile(train, spec.features)["usable"]
     return spec, train, test, usable
@@ -175,8 +176,9 @@ def xgboost_candidate(spec: Any, train: Any, test: Any, usable: list[str]) -> di
     return {"params": params, "fit_s": fit_s, "test_roc_auc": round(auc, 4)}
 
 
-def sklearn_reference(spec: Any, train: Any, test: Any) -> dict[str, Any]:
-    """HistGradientBoosting on the same rows (collected: a single-machine reference)."""
+def sklearn_reference(spec: Any, train: Any, test: Any, usable: list[str]) -> dict[str, Any]:
+    """HistGradientBoosting on the same rows and features (numeric columns with values in the
+    training rows, as the MLlib pipeline uses), collected: a single-machine reference."""
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -184,7 +186,8 @@ def sklearn_reference(spec: Any, train: Any, test: Any) -> dict[str, Any]:
 
     from decisionlake.models.estimators import LABEL
 
-    numeric, categorical = spec.features.numeric, spec.features.categorical
+    numeric = [c for c in spec.features.numeric if c in usable]
+    categorical = spec.features.categorical
 
     def frame(df: Any) -> tuple[Any, Any]:
         from pyspark.sql import functions as F
@@ -219,7 +222,18 @@ def sklearn_reference(spec: Any, train: Any, test: Any) -> dict[str, Any]:
     }
 
 
-def run(root: Path, *, candidates: bool) -> dict[str, Any]:
+def write_training(out_dir: Path, figures: dict[str, Any]) -> Path:
+    """``figures`` as ``training`` of ``scale-latest.json`` (after every phase: a long run
+    that stops keeps what it measured)."""
+    latest = out_dir / "scale-latest.json"
+    report = json.loads(latest.read_text()) if latest.exists() else {}
+    report["training"] = figures
+    latest.parent.mkdir(parents=True, exist_ok=True)
+    latest.write_text(json.dumps(report, indent=1))
+    return latest
+
+
+def run(root: Path, out_dir: Path, *, candidates: bool, train_models: bool) -> dict[str, Any]:
     from decisionlake.core.spark import get_spark
 
     scale = json.loads((root / "result.json").read_text())
@@ -233,17 +247,22 @@ def run(root: Path, *, candidates: bool) -> dict[str, Any]:
     }
     out["setup"] = ensure_snapshots(spark, cfg, first)
     print(f"  snapshots: {out['setup']}", flush=True)
-    started = time.perf_counter()
-    out["train_models"] = train_each_spec(cfg)
-    out["train_models_s"] = _seconds(started)
+    if train_models:
+        started = time.perf_counter()
+        out["train_models"] = train_each_spec(cfg)
+        out["train_models_s"] = _seconds(started)
+        write_training(out_dir, out)
     if candidates:
         spec, train, test, usable = reference_rows(spark, cfg)
         out["reference_spec"] = REFERENCE_SPEC
         out["rows"] = {"train": train.count(), "test": test.count()}
+        out["sklearn"] = sklearn_reference(spec, train, test, usable)
+        write_training(out_dir, out)
         out["mllib_candidates"] = mllib_candidates(spec, train, test, usable)
+        write_training(out_dir, out)
         out["xgboost_spark"] = xgboost_candidate(spec, train, test, usable)
-        out["sklearn"] = sklearn_reference(spec, train, test)
-        champion = out["train_models"].get(REFERENCE_SPEC, {}).get("metrics", {})
+        print(f"  sklearn {out['sklearn']}\n  xgboost.spark {out['xgboost_spark']}", flush=True)
+        champion = out.get("train_models", {}).get(REFERENCE_SPEC, {}).get("metrics", {})
         if "areaUnderROC" in champion:
             out["champion_vs_sklearn_roc_auc"] = round(
                 champion["areaUnderROC"] - out["sklearn"]["test_roc_auc"], 4
@@ -258,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results")
     parser.add_argument("--no-candidates", action="store_true",
                         help="train_models only (no per-candidate fits, no reference)")  # fmt: skip
+    parser.add_argument("--no-train-models", action="store_true",
+                        help="the per-candidate fits and references only")  # fmt: skip
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "result.json").exists():
@@ -265,12 +286,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     with bench_services():
-        figures = run(root, candidates=not args.no_candidates)
-    latest = Path(args.out) / "scale-latest.json"
-    report = json.loads(latest.read_text()) if latest.exists() else {}
-    report["training"] = figures
-    latest.parent.mkdir(parents=True, exist_ok=True)
-    latest.write_text(json.dumps(report, indent=1))
+        figures = run(root, Path(args.out), candidates=not args.no_candidates,
+                      train_models=not args.no_train_models)  # fmt: skip
+    latest = write_training(Path(args.out), figures)
     print(f"training: {json.dumps(figures)[:2000]}\nwritten: {latest}")
     return 0
 
