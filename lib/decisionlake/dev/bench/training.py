@@ -6,9 +6,9 @@ reference on the same rows and split.
 
 On the kept lake (its month of sessions, identity, text features), in one process:
 
-1. ``gold.advisor_360`` gets a snapshot for every day of the history that lacks one
-   (``build_advisor_360`` per day, as the daily pipeline makes them; set-up, timed apart), so
-   every mature as-of date is there to train on.
+1. Every history day the bulk build skipped gets the daily chain (``build_identity``,
+   ``build_text_features``, ``build_advisor_360``, in date order; set-up, timed apart), so every
+   mature as-of date has the snapshot a daily run would have made, and is there to train on.
 2. ``train_models`` runs in process for the last day, each shipped spec alone and timed whole
    (training set, cross-validated grid search, evaluation on the test snapshot, MLflow record).
 3. On the classification spec's rows and split (its own functions build them: train as-of
@@ -40,8 +40,18 @@ def _seconds(started: float) -> float:
     return round(time.perf_counter() - started, 1)
 
 
+DAILY_CHAIN = ("build_identity", "build_text_features", "build_advisor_360")
+
+
 def ensure_snapshots(spark: Any, cfg: Any, first: date) -> dict[str, Any]:
-    """Build the 360 snapshots missing between ``first`` and the day before END."""
+    """Every history day from ``first`` gets the snapshot a daily run would have made.
+
+    The scale bench builds its history in bulk, on the last history day only: one identity
+    version and one day of text features. A 360 snapshot for an earlier as-of date reads the
+    identity as known then (its latest version not after the date) and that date's text
+    features, so each day without an identity version gets the daily chain (identity, text
+    features, 360) in date order, as the daily pipeline would have run it.
+    """
     from pyspark.sql import functions as F
 
     from decisionlake.io import lake
@@ -49,17 +59,18 @@ def ensure_snapshots(spark: Any, cfg: Any, first: date) -> dict[str, Any]:
     from decisionlake.ops.pipeline import date_range, in_process_executor, load_pipeline
     from decisionlake.ops.pipeline import run_pipeline as run_steps
 
-    spec = cfg.models[REFERENCE_SPEC]
-    uri = resolve(cfg, spec.source)
-    as_of = spec.source.as_of_column
-    present = {
-        r[0] for r in lake.read_delta(spark, uri).select(as_of).distinct().collect()
-    }  # one row per as-of date
-    missing = [d for d in date_range(first, END - timedelta(days=1)) if d not in present]
+    versions = {
+        r[0]
+        for r in lake.read_delta(spark, cfg.table_uri("silver.identity_map"))
+        .select("identity_version")
+        .distinct()
+        .collect()
+    }  # one row per version (day)
+    missing = [d for d in date_range(first, END - timedelta(days=1)) if d not in versions]
     started = time.perf_counter()
     if missing:
         results = run_steps(
-            _subset(load_pipeline(), ("build_advisor_360",)),
+            _subset(load_pipeline(), DAILY_CHAIN),
             missing,
             in_process_executor("local"),
             settings=lake_settings(cfg),
@@ -67,12 +78,22 @@ def ensure_snapshots(spark: Any, cfg: Any, first: date) -> dict[str, Any]:
         )
         failed = [r for r in results if r.status != "succeeded"]
         if failed:
-            raise RuntimeError(f"build_advisor_360 on {failed[0].run_date}: {failed[0].reason}")
-    dates = lake.read_delta(spark, uri).where(F.col(as_of) <= F.lit(END)).select(as_of)
+            raise RuntimeError(f"{failed[0].step} on {failed[0].run_date}: {failed[0].reason}")
+    spec = cfg.models[REFERENCE_SPEC]
+    as_of = spec.source.as_of_column
+    snapshots = lake.read_delta(spark, resolve(cfg, spec.source)).where(F.col(as_of) <= F.lit(END))
+    active = (
+        snapshots.groupBy(as_of)
+        .agg(F.sum((F.col("sessions_30d") > 0).cast("int")).alias("active"))
+        .orderBy(as_of)
+        .collect()
+    )  # one row per as-of date
     return {
-        "snapshots_built": len(missing),
-        "snapshots_s": _seconds(started),
-        "as_of_dates": dates.distinct().count(),
+        "days_rebuilt": len(missing),
+        "daily_chain": list(DAILY_CHAIN),
+        "rebuild_s": _seconds(started),
+        "as_of_dates": len(active),
+        "advisors_active_by_as_of": {str(r[0]): int(r[1] or 0) for r in active},
     }
 
 
