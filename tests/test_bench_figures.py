@@ -70,3 +70,17 @@ def test_a_reused_landing_zone_serves_only_the_scale_whose_advisors_it_holds(tmp
     assert not _landing_fits(str(tmp_path), 125_000)
     assert not _landing_fits(None, 1_000_000)
     assert not _landing_fits(str(tmp_path / "elsewhere"), 1_000_000)
+
+
+def test_must_sums_the_steps_seconds_and_names_the_first_failure() -> None:
+    from types import SimpleNamespace
+
+    from decisionlake.dev.bench.scale import must
+
+    def step(name: str, status: str) -> SimpleNamespace:
+        return SimpleNamespace(step=name, run_date="2026-11-23", status=status, seconds=2.5,
+                               reason=f"{name} said no")  # fmt: skip
+
+    assert must([step("a", "succeeded"), step("b", "succeeded")], "history") == 5.0
+    with pytest.raises(RuntimeError, match="daily chain: b on 2026-11-23: b said no"):
+        must([step("a", "succeeded"), step("b", "failed"), step("c", "failed")], "daily chain")

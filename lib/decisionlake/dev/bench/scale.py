@@ -68,6 +68,14 @@ def _subset(pipeline: Any, names: tuple[str, ...]) -> Any:
     return replace(pipeline, name=f"{pipeline.name}-subset", steps=steps)
 
 
+def must(results: list[Any], what: str) -> float:
+    """The steps' seconds in all, or the first failure as an error naming ``what``."""
+    failed = [r for r in results if r.status != "succeeded"]
+    if failed:
+        raise RuntimeError(f"{what}: {failed[0].step} on {failed[0].run_date}: {failed[0].reason}")
+    return sum(r.seconds for r in results)
+
+
 def _spill_and_stages(spark: Any, group: str) -> dict[str, Any]:
     jobs = [j for j in _rest(spark, "jobs") if j.get("jobGroup") == group]
     stage_ids = {s for j in jobs for s in j.get("stageIds", [])}
@@ -169,14 +177,6 @@ def run_one(
     executor = in_process_executor("local")
     pipeline = load_pipeline()
     history = date_range(spec.start_date, END - timedelta(days=1))
-
-    def must(results: list[Any], what: str) -> float:
-        failed = [r for r in results if r.status != "succeeded"]
-        if failed:
-            raise RuntimeError(
-                f"{what}: {failed[0].step} on {failed[0].run_date}: {failed[0].reason}"
-            )
-        return sum(r.seconds for r in results)
 
     t0 = time.perf_counter()
     must(run_pipeline(_subset(pipeline, ("ingest_crm",)), history[:1], executor, settings=settings,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from decisionlake.dev.bench.pipeline import END, _config, bench_services, lake_settings
-from decisionlake.dev.bench.scale import _subset
+from decisionlake.dev.bench.scale import _subset, must
 
 REFERENCE_SPEC = "advisor_propensity"
 
@@ -69,16 +69,10 @@ def ensure_snapshots(spark: Any, cfg: Any, first: date) -> dict[str, Any]:
     missing = [d for d in date_range(first, END - timedelta(days=1)) if d not in versions]
     started = time.perf_counter()
     if missing:
-        results = run_steps(
-            _subset(load_pipeline(), DAILY_CHAIN),
-            missing,
-            in_process_executor("local"),
-            settings=lake_settings(cfg),
-            max_retries=0,
-        )
-        failed = [r for r in results if r.status != "succeeded"]
-        if failed:
-            raise RuntimeError(f"{failed[0].step} on {failed[0].run_date}: {failed[0].reason}")
+        chain = _subset(load_pipeline(), DAILY_CHAIN)
+        settings = lake_settings(cfg)
+        executor = in_process_executor("local")
+        must(run_steps(chain, missing, executor, settings=settings, max_retries=0), "daily chain")
     spec = cfg.models[REFERENCE_SPEC]
     as_of = spec.source.as_of_column
     snapshots = lake.read_delta(spark, resolve(cfg, spec.source)).where(F.col(as_of) <= F.lit(END))
