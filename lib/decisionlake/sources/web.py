@@ -105,15 +105,22 @@ def validate_events(
         ~_is_blank(F.col("_p.event_ts")),
         F.from_json(F.col("value"), "event_ts bigint")["event_ts"],
     )
+    # ``_ts_ms`` is a column of its own before the rules read it four times: passed as an
+    # expression, each rule would parse the line again (a CASE WHEN's later conditions share no
+    # subexpressions), which cost more than all the other rules together.
     return (
         raw.withColumn("_p", F.when(F.is_valid_utf8("value"), parsed))
+        .withColumn("_ts_ms", ts_ms)
         .withColumn(
             "reason",
             rejection_reason(
-                F.col("value"), F.col("_p"), ts_ms, ingest_date=ingest_date, limits=limits
+                F.col("value"),
+                F.col("_p"),
+                F.col("_ts_ms"),
+                ingest_date=ingest_date,
+                limits=limits,
             ),
         )
-        .withColumn("_ts_ms", ts_ms)
         .withColumn("_key", F.when(F.col("reason").isNull(), F.trim(F.col("_p.event_id"))))
     )
 
