@@ -142,3 +142,20 @@ def test_run_date_from_a_schedule_is_the_day_before_it_fired() -> None:
     assert parser.parse_args(["--run-date", "2026-11-24"]).run_date == date(2026, 11, 24)
     with pytest.raises(SystemExit):
         parser.parse_args(["--run-date", "scheduled:yesterday"])
+
+
+def test_stopping_postgres_after_a_restart_clears_a_dead_servers_pid_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine restart leaves postmaster.pid behind; pg_ctl refused it and every later
+    ``decisionlake services start`` failed until the file was removed by hand."""
+    import subprocess
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    data = tmp_path / "postgres"
+    data.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs
+    (data / "postmaster.pid").write_text(f"{gone.pid}\n{data}\n")
+    services.EmbeddedPostgres(data, port=1).stop()
+    assert not (data / "postmaster.pid").exists()
