@@ -27,7 +27,7 @@ from decisionlake.jobs import publish
 from decisionlake.models.scoring import SCORES_SCHEMA
 from decisionlake.warehouse import ddl, staging
 from decisionlake.warehouse.plan import ConstraintViolationError, LoadPlan, ReconciliationError
-from decisionlake.warehouse.postgres import stage_prefix
+from decisionlake.warehouse.postgres import balanced_lanes, stage_prefix
 from decisionlake.warehouse.reconcile import Totals, spark_totals
 from decisionlake.warehouse.redshift import ConnectorBackend, DataApiBackend, load_statements
 from decisionlake.warehouse.writer import export, make_backend
@@ -176,6 +176,33 @@ def test_export_to_postgres_is_idempotent_and_evolves_additively(
            backend=make_backend(cfg), run_id="r5", log=log)  # fmt: skip
     assert _partitions(warehouse_secret["url"], table.target)[-1] == f"{name}__2026-11-26"
     assert not _stages(warehouse_secret["url"], table.target)  # staging tables dropped
+
+
+def test_a_load_of_one_file_uses_every_connection_one_row_group_each(
+    spark: SparkSession, warehouse_secret: dict, tmp_path: Path
+) -> None:
+    # Tiny row groups: the one staged file holds many, and the loader deals them to all three
+    # connections instead of loading the file on one.
+    cfg = _cfg(tmp_path, **{"warehouse.stage_row_group_mb": 0.002,
+                            "warehouse.load_connections": 3})  # fmt: skip
+    table = cfg.warehouse.exports["scores"]
+    backend = make_backend(cfg)
+    rows = _scores(spark, n=3000).coalesce(1)
+    result = export(rows, table, cfg=cfg, backend=backend, run_id="one", log=JobLogger("t", "r"))
+    assert result.files == 1 and result.rows == 6000
+    assert backend.last["lanes"] == 3 and backend.last["copied"] == 6000
+    loaded = _rows(warehouse_secret["url"], f"SELECT count(*), count(DISTINCT (advisor_id, "
+                   f"model_name)) FROM {table.target}")  # fmt: skip
+    assert loaded == [(6000, 6000)]
+
+
+def test_row_groups_are_dealt_to_lanes_by_rows() -> None:
+    units = [("a", 0, 100), ("a", 1, 100), ("a", 2, 10), ("b", 0, 90), ("b", 1, 5)]
+    lanes = balanced_lanes(units, 3)
+    assert sorted(u for lane in lanes for u in lane) == sorted(units)  # each unit exactly once
+    assert sorted(sum(u[2] for u in lane) for lane in lanes) == [100, 100, 105]
+    assert balanced_lanes(units[:1], 4) == [[units[0]]]  # never more lanes than units
+    assert balanced_lanes([], 4) == []
 
 
 def _stages(url: str, table: str) -> list[str]:

@@ -368,6 +368,9 @@ class WarehouseConfig:
     """Staged Parquet: at most this many rows per file (~60 MB of score rows)."""
     max_files: int = _checked(64, "positive")
     """Staged Parquet: one file per partition up to this many (COPY loads files in parallel)."""
+    stage_row_group_mb: float = _checked(4.0, "positive")
+    """Staged Parquet: row groups of about this many MB. The PostgreSQL backend COPYs row
+    groups in parallel, so a load of a few files still uses every connection."""
     load_connections: int = _checked(4, "positive")
     """PostgreSQL: staged files are COPYed in parallel over this many connections."""
     stale_staging_minutes: float = _checked(60.0, "non_negative")

@@ -1,4 +1,5 @@
-"""PostgreSQL backend (local runs, tests): staged Parquet streamed with COPY FROM STDIN."""
+"""PostgreSQL backend (local runs, tests): staged Parquet streamed with COPY FROM STDIN, one
+row group at a time over parallel connections."""
 
 from __future__ import annotations
 
@@ -92,8 +93,20 @@ class PostgresBackend:
         finally:
             conn.close()
 
-    def _copy_file(self, uri: str, stage_table: str, columns: list[Column]) -> int:
-        """Stream one staged file into the staging table on its own connection (committed)."""
+    def _row_groups(self, uris: list[str]) -> list[tuple[str, int, int]]:
+        """(file, row group, rows) of every staged file, from the files' footers."""
+        units = []
+        for uri in uris:
+            filesystem, path = filesystem_for(uri, self.storage)
+            with filesystem.open_input_file(path) as handle:
+                meta = pq.ParquetFile(handle).metadata
+            units += [(uri, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+        return units
+
+    def _copy_lane(
+        self, units: list[tuple[str, int, int]], stage_table: str, columns: list[Column]
+    ) -> int:
+        """Stream row groups into the staging table over one connection (committed)."""
         names = ", ".join(quote(c.name) for c in columns)
         copy_sql = f"COPY {stage_table} ({names}) FROM STDIN WITH (FORMAT csv)"
         rows = 0
@@ -101,17 +114,21 @@ class PostgresBackend:
         try:
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
-                filesystem, path = filesystem_for(uri, self.storage)
-                with filesystem.open_input_file(path) as handle:
-                    parquet = pq.ParquetFile(handle)
-                    for batch in parquet.iter_batches(
-                        batch_size=BATCH_ROWS, columns=[c.name for c in columns]
-                    ):
-                        buffer = io.BytesIO()
-                        pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=False))
-                        buffer.seek(0)
-                        cur.copy_expert(copy_sql, buffer)
-                        rows += batch.num_rows
+                for uri, row_group, _ in units:
+                    filesystem, path = filesystem_for(uri, self.storage)
+                    with filesystem.open_input_file(path) as handle:
+                        parquet = pq.ParquetFile(handle)
+                        for batch in parquet.iter_batches(
+                            batch_size=BATCH_ROWS,
+                            row_groups=[row_group],
+                            columns=[c.name for c in columns],
+                        ):
+                            buffer = io.BytesIO()
+                            options = pacsv.WriteOptions(include_header=False)
+                            pacsv.write_csv(batch, buffer, options)
+                            buffer.seek(0)
+                            cur.copy_expert(copy_sql, buffer)
+                            rows += batch.num_rows
             conn.commit()
             return rows
         finally:
@@ -213,10 +230,15 @@ class PostgresBackend:
                         if column.name not in existing:
                             cur.execute(f"ALTER TABLE {stage_table} ADD COLUMN {column.sql()}")
             conn.commit()
+            timings["setup_s"] = time.perf_counter() - started
+            started = time.perf_counter()
             uris = [uri for uri, _ in staged.files]
-            with ThreadPoolExecutor(min(self.connections, max(len(uris), 1))) as pool:
+            # Row groups, not files, are the unit of work: a load of two files still uses
+            # every connection (staging writes row groups of warehouse.stage_row_group_mb).
+            lanes = balanced_lanes(self._row_groups(uris), self.connections)
+            with ThreadPoolExecutor(max(len(lanes), 1)) as pool:
                 copied = sum(
-                    pool.map(lambda u: self._copy_file(u, stage_table, plan.columns), uris)
+                    pool.map(lambda lane: self._copy_lane(lane, stage_table, plan.columns), lanes)
                 )
             timings["copy_s"] = time.perf_counter() - started
             fault_point("after_copy")
@@ -260,6 +282,7 @@ class PostgresBackend:
                 "copied": copied,
                 "replaced": replaced,
                 "files": len(uris),
+                "lanes": len(lanes),
                 **{k: round(v, 3) for k, v in timings.items()},
             }
             return found
@@ -272,6 +295,20 @@ class PostgresBackend:
                 cur.execute(f"DROP TABLE IF EXISTS {stage_table}")
                 conn.commit()
             conn.close()
+
+
+def balanced_lanes(
+    units: list[tuple[str, int, int]], lanes: int
+) -> list[list[tuple[str, int, int]]]:
+    """Units (file, row group, rows) dealt to at most ``lanes`` lanes, largest first to the
+    least loaded lane, so the lanes carry about the same number of rows."""
+    loads: list[list[tuple[str, int, int]]] = [[] for _ in range(min(lanes, len(units)))]
+    totals = [0] * len(loads)
+    for unit in sorted(units, key=lambda u: -u[2]):
+        lightest = totals.index(min(totals))
+        loads[lightest].append(unit)
+        totals[lightest] += unit[2]
+    return loads
 
 
 def literal(value: str) -> str:

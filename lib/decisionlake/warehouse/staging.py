@@ -58,6 +58,7 @@ def stage(
     files: int | None = None,
     max_files: int = 64,
     rows_per_file: int = 0,
+    row_group_bytes: int = 0,
     metrics: Callable[[DataFrame], Sequence[Column]] | None = None,
 ) -> StagedData:
     """Write ``df`` as Parquet files under ``prefix`` and a manifest beside them.
@@ -75,6 +76,8 @@ def stage(
         files: Exactly this many files (a shuffle-free coalesce, or a repartition).
         max_files: Cap on files when ``files`` is not given.
         rows_per_file: Split larger partitions into files of at most this many rows.
+        row_group_bytes: Parquet row groups of about this size (0: Parquet's default); a
+            loader that splits files by row group gets more units than files.
         metrics: Builds the aggregate columns over the staged (JSON-shaped) rows.
     """
     data_uri = f"{prefix.rstrip('/')}/data"
@@ -87,6 +90,8 @@ def stage(
     writer = shaped.write.mode("overwrite")
     if rows_per_file:
         writer = writer.option("maxRecordsPerFile", rows_per_file)
+    if row_group_bytes:
+        writer = writer.option("parquet.block.size", row_group_bytes)
     writer.parquet(data_uri)
     filesystem, path = filesystem_for(data_uri, storage)
     listed = sorted(

@@ -165,6 +165,7 @@ def export(
             prefix,
             storage=cfg.storage,
             rows_per_file=w.max_rows_per_file,
+            row_group_bytes=int(w.stage_row_group_mb * 2**20),
             max_files=w.max_files,
             metrics=metrics,
         )
