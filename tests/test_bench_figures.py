@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from decisionlake.dev.bench.pipeline import busy_seconds, job_kind
+from decisionlake.dev.bench.pipeline import busy_seconds, job_kind, step_of
 
 
 def _job(start: str, end: str) -> dict[str, str]:
@@ -84,3 +84,11 @@ def test_must_sums_the_steps_seconds_and_names_the_first_failure() -> None:
     assert must([step("a", "succeeded"), step("b", "succeeded")], "history") == 5.0
     with pytest.raises(RuntimeError, match="daily chain: b on 2026-11-23: b said no"):
         must([step("a", "succeeded"), step("b", "failed"), step("c", "failed")], "daily chain")
+
+
+def test_a_commit_belongs_to_the_step_running_then_else_to_the_nearest() -> None:
+    spans = {"ingest_web": (10.0, 20.0), "ingest_trades": (20.5, 30.0)}
+    assert step_of(spans, 15.0) == "ingest_web"
+    assert step_of(spans, 20.4) == "ingest_trades"  # between the two: the nearer one
+    assert step_of(spans, 29.9) == "ingest_trades"
+    assert step_of(spans, 31.0) == "ingest_trades"  # stamped just after the step ended

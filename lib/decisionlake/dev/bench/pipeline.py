@@ -298,6 +298,12 @@ def floors(spark: Any, cfg: Any, day: date) -> dict[str, Any]:
     }
 
 
+def step_of(spans: dict[str, tuple[float, float]], t: float) -> str:
+    """The step whose (start, end) span holds time ``t``, else the nearest one: a commit's
+    timestamp and the runner's clock round differently."""
+    return min(spans, key=lambda n: max(spans[n][0] - t, 0.0, t - spans[n][1]))
+
+
 def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) -> dict[str, Any]:
     """The fixed cost of the Delta I/O alone: for every commit a step made on the last day,
     a bare copy of that table (``read.format("delta") -> write.format("delta")``, overwrite,
@@ -330,10 +336,11 @@ def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) 
             (spark.read.format("delta").load(str(table))
              .write.format("delta").mode("overwrite").save(str(target)))  # fmt: skip
             copy_s[table] = time.perf_counter() - started
+
     per_step: dict[str, float] = {}
     for table, stamps in commits.items():
         for t in stamps:
-            step = next((n for n, (b, e) in spans.items() if b - 1 <= t <= e + 1), "?")
+            step = step_of(spans, t)
             per_step[step] = per_step.get(step, 0.0) + copy_s[table]
     return {
         "commits": sum(len(v) for v in commits.values()),
