@@ -134,6 +134,17 @@ class PostgresBackend:
         finally:
             conn.close()
 
+    def copy_files(self, uris: list[str], table: str, columns: list[Column]) -> tuple[int, int]:
+        """COPY staged files into ``table``; returns (rows, connections used).
+
+        Row groups, not files, are the unit of work: a load of two files still uses every
+        connection (staging writes row groups of warehouse.stage_row_group_mb).
+        """
+        lanes = balanced_lanes(self._row_groups(uris), self.connections)
+        with ThreadPoolExecutor(max(len(lanes), 1)) as pool:
+            copied = sum(pool.map(lambda lane: self._copy_lane(lane, table, columns), lanes))
+        return copied, len(lanes)
+
     def _drop_stale_stages(self, cur: Any, plan: LoadPlan) -> None:
         """Staging tables a killed earlier load of this target left behind."""
         schema = plan.target.rpartition(".")[0]
@@ -233,13 +244,7 @@ class PostgresBackend:
             timings["setup_s"] = time.perf_counter() - started
             started = time.perf_counter()
             uris = [uri for uri, _ in staged.files]
-            # Row groups, not files, are the unit of work: a load of two files still uses
-            # every connection (staging writes row groups of warehouse.stage_row_group_mb).
-            lanes = balanced_lanes(self._row_groups(uris), self.connections)
-            with ThreadPoolExecutor(max(len(lanes), 1)) as pool:
-                copied = sum(
-                    pool.map(lambda lane: self._copy_lane(lane, stage_table, plan.columns), lanes)
-                )
+            copied, lanes = self.copy_files(uris, stage_table, plan.columns)
             timings["copy_s"] = time.perf_counter() - started
             fault_point("after_copy")
             with conn.cursor() as cur:
@@ -282,7 +287,7 @@ class PostgresBackend:
                 "copied": copied,
                 "replaced": replaced,
                 "files": len(uris),
-                "lanes": len(lanes),
+                "lanes": lanes,
                 **{k: round(v, 3) for k, v in timings.items()},
             }
             return found

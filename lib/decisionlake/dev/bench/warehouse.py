@@ -167,33 +167,28 @@ def main(argv: list[str] | None = None) -> int:
             """A Redshift-shaped floor: the rows written as Parquet by Spark, then COPYed.
 
             Redshift COPYs only from files in S3, never from the driver's memory, so every
-            writer into it pays a staging write. This is that write (the same JSON shaping and
-            row groups as the writer's) and the backend's parallel COPY of its row groups into
-            a bare table: no checks, no profile read-back, no staging table, no swap, no
+            writer into it pays a staging write. This is that write (the writer's own
+            ``staging.stage``, without its profile) and the backend's own parallel COPY into a
+            bare table: no checks, no profile read-back, no staging table, no swap, no
             verification. What the writer adds to this is its safety.
             """
+            from decisionlake.warehouse import staging
             from decisionlake.warehouse.ddl import Column
-            from decisionlake.warehouse.postgres import balanced_lanes
-            from decisionlake.warehouse.staging import for_copy
 
-            folder = work / "floor-parquet"
             started = time.perf_counter()
-            (for_copy(rows).write.mode("overwrite")
-             .option("parquet.block.size", int(cfg.warehouse.stage_row_group_mb * 2**20))
-             .parquet(str(folder)))  # fmt: skip
+            staged = staging.stage(
+                rows, str(work / "floor-stage"), storage=cfg.storage,
+                row_group_bytes=int(cfg.warehouse.stage_row_group_mb * 2**20),
+            )  # fmt: skip
             write_s = time.perf_counter() - started
             with psycopg2.connect(pg.url) as conn, conn.cursor() as cur:
                 cur.execute("DROP TABLE IF EXISTS analytics.floor_scores")
                 cur.execute("CREATE TABLE analytics.floor_scores (LIKE analytics.jdbc_scores)")
             columns = [Column(name, "") for name in rows.columns]
-            files = [str(p) for p in sorted(folder.glob("part-*.parquet"))]
             started = time.perf_counter()
-            lanes = balanced_lanes(backend._row_groups(files), backend.connections)
-            with ThreadPoolExecutor(len(lanes)) as pool:
-                copied = sum(pool.map(
-                    lambda lane: backend._copy_lane(lane, "analytics.floor_scores", columns),
-                    lanes,
-                ))  # fmt: skip
+            copied, _ = backend.copy_files(
+                [uri for uri, _ in staged.files], "analytics.floor_scores", columns
+            )
             copy_s = time.perf_counter() - started
             results["floor_rows"] = copied
             return {"write_s": write_s, "copy_s": copy_s, "s": write_s + copy_s}
