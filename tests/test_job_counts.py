@@ -44,9 +44,11 @@ TARGET = 25
 # the day's time unchanged (44.7 s vs 43.7 s at this size): jobs are not the fixed cost.
 # Headroom of four: CI counted three more for ingest_text than this machine did on the same
 # code (82 vs 79), and the 360 has been seen at 41 and 43.
+# 2026-12-05 (session 30): sessions and page views replace only their changed dates (a per-date
+# summary of each side, no anti-joins, no MERGE): build_sessions 84 -> 62.
 OVER_TARGET = {
     "ingest_text": 58,
-    "build_sessions": 88,
+    "build_sessions": 66,
     "build_text_features": 58,
     "build_identity": 52,
     "build_advisor_360": 45,

@@ -208,35 +208,38 @@ def test_notebook_tables_are_queryable_in_sql_by_logical_name(
     assert lake.read_delta(spark, cfg.table_uri("gold.advisor_360")).count() == 1  # untouched
 
 
-def test_a_window_merge_changes_only_the_window_and_a_rerun_commits_nothing(
+def test_only_the_changed_dates_of_a_window_are_replaced_and_a_rerun_commits_nothing(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    """merge_window: inside the window, new rows inserted, changed ones updated, missing ones
-    deleted (also a key that moved to another day); outside it nothing is touched even when
-    the source lacks it; the same source again commits nothing."""
+    """replace_changed_slices: a date whose rows differ in any column (or in number) is
+    replaced, an identical one is not rewritten, a date the source no longer has is emptied,
+    and outside the window nothing is touched even when the source lacks it."""
     from decisionlake.core.frames import RunWindow
 
     uri = str(tmp_path / "sessions")
-    d1, d2, d3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
-    window = RunWindow(d2, d3)
+    d1, d2, d3, d4 = (date(2026, 11, d) for d in (1, 2, 3, 4))
 
-    def merge(data: list[tuple], within: RunWindow) -> dict:
-        return lake.merge_window(
-            spark.createDataFrame(data, SCHEMA), uri, key="key", window=within,
-            window_column="day", partition_by=["day"], compare_columns=["value"],
+    def replace(data: list[tuple], within: RunWindow) -> dict:
+        return lake.replace_changed_slices(
+            spark.createDataFrame(data, SCHEMA), uri, window=within, window_column="day",
+            partition_by=["day"],
         )  # fmt: skip
 
-    first = merge([(d1, "old", 1), (d2, "same", 2), (d2, "changes", 3), (d2, "goes", 4),
-                   (d2, "moves", 5)], RunWindow(d1, d3))  # fmt: skip
-    assert first["numTargetRowsInserted"] == 5
-    rerun = [(d2, "same", 2), (d2, "changes", 30), (d3, "moves", 5), (d3, "new", 6)]
-    second = merge(rerun, window)
-    counts = {k: second[f"numTargetRows{k}"] for k in ("Inserted", "Updated", "Deleted")}
-    assert counts == {"Inserted": 2, "Updated": 1, "Deleted": 2}  # moves: out of d2, into d3
+    first = replace([(d1, "old", 1), (d2, "same", 2), (d3, "changes", 3), (d4, "goes", 4)],
+                    RunWindow(d1, d4))  # fmt: skip
+    assert first["datesReplaced"] == [d.isoformat() for d in (d1, d2, d3, d4)]
+    d2_files = set(lake.read_delta(spark, uri).where(F.col("day") == d2).inputFiles())
+    # d3's value changes (same key, same count); d4's row is gone; d1 is outside the window.
+    rerun = [(d2, "same", 2), (d3, "changes", 30)]
+    second = replace(rerun, RunWindow(d2, d4))
+    assert second["datesReplaced"] == [d3.isoformat(), d4.isoformat()]
     rows = sorted(tuple(r) for r in lake.read_delta(spark, uri).collect())
     assert rows == sorted([(d1, "old", 1), *rerun])
+    assert set(lake.read_delta(spark, uri).where(F.col("day") == d2).inputFiles()) == d2_files
     version = lake.table_version(spark, uri)
-    assert merge(rerun, window) == {
-        "numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0
-    }  # fmt: skip
+    assert replace(rerun, RunWindow(d2, d4)) == {"datesReplaced": [], "numOutputRows": 0}
     assert lake.table_version(spark, uri) == version  # no commit
+    # One more row on a date: the count differs although every old row is the same.
+    assert replace([*rerun, (d2, "extra", 7)], RunWindow(d2, d4))["datesReplaced"] == [
+        d2.isoformat()
+    ]

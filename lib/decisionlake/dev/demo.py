@@ -44,10 +44,9 @@ def _one_line(name: str, summary: dict[str, Any]) -> str:
         return (
             f"window {summary['window'][0]}..{summary['window'][1]}: "
             f"{summary['events_in_window']} human events, "
-            f"{summary['bot_events_in_window']} bot events; sessions +"
-            f"{w['silver.sessions']['numTargetRowsInserted']}/~"
-            f"{w['silver.sessions']['numTargetRowsUpdated']}/-"
-            f"{w['silver.sessions']['numTargetRowsDeleted']}"
+            f"{summary['bot_events_in_window']} bot events; sessions of "
+            f"{', '.join(w['silver.sessions']['datesReplaced']) or 'no date'} rewritten "
+            f"({w['silver.sessions'].get('numOutputRows', 0)} rows)"
         )
     if name == "build_text_features":
         refit = "fitted" if summary["refit"] else "reused"

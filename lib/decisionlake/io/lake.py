@@ -341,73 +341,51 @@ def ensure_delta_table(
 INCREMENTAL_TABLE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
 
 
-@retry_conflicts
-def merge_window(
+def replace_changed_slices(
     source: DataFrame,
     uri: str,
     *,
-    key: str,
     window: RunWindow,
     window_column: str,
     partition_by: Sequence[str] = (),
-    compare_columns: Sequence[str],
 ) -> dict[str, Any]:
-    """Make the table's rows inside ``window`` (on ``window_column``) equal ``source``,
-    touching only what changed.
+    """Make the table's rows inside ``window`` equal ``source``, rewriting only the dates
+    (values of ``window_column``) whose rows differ.
 
-    Rows of ``source`` are inserted when new and updated when a compared column differs; rows
-    inside the window that ``source`` no longer has are deleted. Rows outside the window, and
-    unchanged rows inside it, are not rewritten.
-
-    The changes are found first, by two anti-joins against the window's partitions, and only
-    they go into the MERGE, whose condition names the window: the MERGE then reads the
-    window's files alone. (A ``WHEN NOT MATCHED BY SOURCE`` clause would make Delta scan every
-    file of the table, the whole history, on every run: #16 found it growing with history.)
-    Nothing changed: no MERGE and no commit.
+    Each side is summarised per date by its row count and the sum of a 64-bit hash of each
+    whole row (one aggregate each, no join of rows); the dates whose summaries differ are
+    replaced with ``replaceWhere``. Nothing differs: no write and no commit.
     """
     spark = source.sparkSession
-    target = ensure_delta_table(
-        spark, uri, source.schema, partition_by, INCREMENTAL_TABLE_PROPERTIES
-    )
-    match_columns = [*[c for c in partition_by if c != key], key]
-    current = target.toDF().where(window.contains(window_column))
-    # A row is unchanged only in the same partition too: a key that moved day is an upsert
-    # (and its old row goes, below), whether or not the caller compares the partition column.
-    compared = [*match_columns, *[c for c in compare_columns if c not in match_columns]]
-    same = F.expr(" AND ".join(f"t.`{c}` <=> s.`{c}`" for c in compared))
-    with cached(source) as rows:
-        upserts = rows.alias("s").join(current.alias("t"), same, "left_anti")
-        gone = current.join(rows.select(*match_columns), match_columns, "left_anti")
-        changes = (
-            upserts.withColumn("_op", F.lit("upsert"))
-            .unionByName(gone.select(*rows.columns).withColumn("_op", F.lit("delete")))
-            .localCheckpoint(eager=True)  # see merge_insert_new: the MERGE must not re-plan it
+    ensure_delta_table(spark, uri, source.schema, partition_by, INCREMENTAL_TABLE_PROPERTIES)
+    columns = source.columns
+
+    def summary(rows: DataFrame) -> dict[Any, tuple[int, int]]:
+        # Spark's hash skips nulls, so which columns are null is hashed too: (null, 1) and
+        # (1, null) must differ.
+        nulls = F.array(*[F.col(c).isNull() for c in columns])
+        row_hash = F.xxhash64(nulls, *[F.col(c) for c in columns])
+        found = (
+            rows.where(window.contains(window_column))
+            .groupBy(window_column)
+            .agg(F.count("*").alias("n"), F.sum(row_hash.cast("decimal(38,0)")).alias("h"))
+            .collect()  # one row per date of the window
         )
-    if changes.isEmpty():
-        return {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0}
-    condition = " AND ".join(
-        [window.predicate(f"t.`{window_column}`"), *(f"t.`{c}` = s.`{c}`" for c in match_columns)]
-    )
-    values = {c: F.col(f"s.`{c}`") for c in rows.columns}
-    counts = (
-        target.alias("t")
-        .merge(changes.alias("s"), condition)
-        .whenMatchedDelete(condition="s._op = 'delete'")
-        .whenMatchedUpdate(set=values)
-        .whenNotMatchedInsert(condition="s._op = 'upsert'", values=values)
-        .execute()
-        .first()
-    )  # one row of counts
-    found = {
-        "numTargetRowsInserted": int(counts["num_inserted_rows"]) if counts else 0,
-        "numTargetRowsUpdated": int(counts["num_updated_rows"]) if counts else 0,
-        "numTargetRowsDeleted": int(counts["num_deleted_rows"]) if counts else 0,
-    }
-    # Only a MERGE that changed rows committed figures worth reading back.
-    metrics = last_operation_metrics(spark, uri) if any(found.values()) else {}
-    metrics.pop("userMetadata", None)
-    metrics.update(found)
-    return metrics
+        return {r[window_column]: (int(r["n"]), int(r["h"])) for r in found}
+
+    current = summary(read_delta(spark, uri).select(*columns))
+    with cached(source) as rows:  # summarised, then written: computed once
+        wanted = summary(rows)
+        changed = sorted(d for d in set(current) | set(wanted) if current.get(d) != wanted.get(d))
+        if not changed:
+            return {"datesReplaced": [], "numOutputRows": 0}
+        listed = ", ".join(f"'{d.isoformat()}'" for d in changed)
+        written = replace_slice(
+            rows.where(F.col(window_column).isin(changed)), uri,
+            predicate=f"`{window_column}` IN ({listed})", partition_by=partition_by,
+        )  # fmt: skip
+    written["datesReplaced"] = [d.isoformat() for d in changed]
+    return written
 
 
 def last_operation_metrics(spark: SparkSession, uri: str) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 Each run recomputes the run date and ``clickstream.lookback_days`` before it (the window), with
 one more day read as context so sessions crossing into the window start where they really
-start. Events and bot events of the window are replaced (replaceWhere); sessions and page views
-are merged so that only sessions touched by late data change and untouched ones are not
-rewritten.
+start. Events and bot events of the window are replaced (replaceWhere); of sessions and page
+views only the dates whose rows changed (late data) are replaced, so a rerun without new data
+commits nothing.
 """
 
 from __future__ import annotations
@@ -87,9 +87,9 @@ def write_events(ctx: JobContext, events: DataFrame, window: RunWindow) -> dict[
     return dict(zip(("silver.events", "silver.bot_events"), written, strict=True))
 
 
-def merge_sessions(ctx: JobContext, humans: DataFrame, window: RunWindow) -> dict[str, Any]:
-    """Sessions and page views of the window, merged so only what late data changed is
-    rewritten; sessions belong to the date they start on."""
+def write_sessions(ctx: JobContext, humans: DataFrame, window: RunWindow) -> dict[str, Any]:
+    """Sessions and page views of the window; only the dates whose rows changed are
+    rewritten. Sessions belong to the date they start on."""
     cs = ctx.cfg.clickstream
     sessionized = humans.transform(assign_sessions, timeout_minutes=cs.session_timeout_minutes)
     with cached(sessionized) as sessionized:
@@ -99,20 +99,18 @@ def merge_sessions(ctx: JobContext, humans: DataFrame, window: RunWindow) -> dic
             min_visit_seconds=cs.min_visit_seconds,
         )
         tables = {
-            "silver.sessions": (build_sessions(sessionized, page_views), "session_id"),
-            "silver.page_views": (page_views, "page_view_id"),
+            "silver.sessions": build_sessions(sessionized, page_views),
+            "silver.page_views": page_views,
         }
 
-        def merge(table: str) -> Any:
-            rows, key = tables[table]
-            return lambda: lake.merge_window(
-                rows.where(window.contains("session_date")), ctx.cfg.table_uri(table), key=key,
+        def replace_changed(table: str) -> Any:
+            return lambda: lake.replace_changed_slices(
+                tables[table].where(window.contains("session_date")), ctx.cfg.table_uri(table),
                 window=window, window_column="session_date", partition_by=["session_date"],
-                compare_columns=[c for c in rows.columns if c != key],
             )  # fmt: skip
 
-        merged = lake.run_concurrently(ctx.spark, *(merge(t) for t in tables))
-    return dict(zip(tables, merged, strict=True))
+        written = lake.run_concurrently(ctx.spark, *(replace_changed(t) for t in tables))
+    return dict(zip(tables, written, strict=True))
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -132,12 +130,11 @@ def run(ctx: JobContext) -> dict[str, Any]:
             )
         with log.stage("sessionize") as st:
             humans = events.where(F.col("bot_rule").isNull()).select(*SESSION_INPUT_COLUMNS)
-            results.update(merge_sessions(ctx, humans, window))
+            results.update(write_sessions(ctx, humans, window))
             for table in ("silver.sessions", "silver.page_views"):
-                st.add(**{
-                    f"{table.split('.')[1]}_{k}": results[table].get(f"numTargetRows{k.title()}", 0)
-                    for k in ("inserted", "updated", "deleted")
-                })  # fmt: skip
+                name = table.split(".")[1]
+                st.add(**{f"{name}_dates_replaced": results[table]["datesReplaced"],
+                          f"{name}_written": results[table].get("numOutputRows", 0)})  # fmt: skip
     return {
         "run_date": ctx.run_date.isoformat(),
         "window": window.bounds(),
