@@ -45,14 +45,16 @@ TARGET = 25
 # Headroom of four: CI counted three more for ingest_text than this machine did on the same
 # code (82 vs 79), and the 360 has been seen at 41 and 43.
 # 2026-12-05 (session 30): sessions and page views replace only their changed dates (a per-date
-# summary of each side, no anti-joins, no MERGE): build_sessions 84 -> 62.
+# summary of each side, no anti-joins, no MERGE): build_sessions 84 -> 62. The 360 counts its
+# slice from the cached rows it then writes (no read-back): 39 -> 36; check_quality reuses the
+# row rules' count for the volume and referential rules: 35 -> 31.
 OVER_TARGET = {
     "ingest_text": 58,
     "build_sessions": 66,
     "build_text_features": 58,
     "build_identity": 52,
-    "build_advisor_360": 45,
-    "check_quality": 41,
+    "build_advisor_360": 40,
+    "check_quality": 35,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
+from decisionlake.core.frames import cached
 from decisionlake.core.runtime import JobContext, run_job
 from decisionlake.gold.advisor_360 import advisor_360
 from decisionlake.io import lake
@@ -47,23 +48,21 @@ def run(ctx: JobContext) -> dict[str, Any]:
                 else None
             ),
         ).withColumn("run_id", F.lit(ctx.run_id))
-        metrics = lake.replace_slice(
-            rows,
-            uri,
-            predicate=f"as_of_date = '{ctx.run_date.isoformat()}'",
-            partition_by=["as_of_date"],
-            add_new_columns=True,
-        )
-        # Read back rather than observed while writing: see lake.replace_slice.
-        active = (
-            lake.read_delta(spark, uri)
-            .where(F.col("as_of_date") == F.lit(ctx.run_date))
-            .agg(
+        # Counted from the cached slice, which the write then reads: no read-back of the new
+        # version (a snapshot, a file filter and a scan), and no Observation (lake.replace_slice
+        # says why not).
+        with cached(rows) as rows:
+            active = rows.agg(
                 F.count("*").alias("rows"),
                 F.coalesce(F.sum((F.col(longest) > 0).cast("int")), F.lit(0)).alias("active"),
+            ).first()  # one row
+            metrics = lake.replace_slice(
+                rows,
+                uri,
+                predicate=f"as_of_date = '{ctx.run_date.isoformat()}'",
+                partition_by=["as_of_date"],
+                add_new_columns=True,
             )
-            .first()
-        )
         st.add(rows=active["rows"], advisors_active=active["active"])
     return {
         "run_date": ctx.run_date.isoformat(),

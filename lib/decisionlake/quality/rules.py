@@ -140,9 +140,10 @@ def evaluate_rows(
 
 
 def evaluate_referential(
-    df: DataFrame, table: str, e: Expectation, reference: DataFrame
+    df: DataFrame, table: str, e: Expectation, reference: DataFrame, *, rows: int | None = None
 ) -> RuleResult:
-    """Rows of ``df`` whose key has no match in ``reference``."""
+    """Rows of ``df`` whose key has no match in ``reference``; ``rows``: ``df``'s row count
+    when the caller has it (else it is counted)."""
     column, ref_column = _columns(e)[0], e.to_column or _columns(e)[0]
     orphans = df.join(
         reference.select(F.col(ref_column).alias(column)).distinct(), column, "left_anti"
@@ -156,7 +157,7 @@ def evaluate_referential(
         e.rule,
         column,
         e.severity,
-        df.count(),
+        df.count() if rows is None else rows,
         int(row["n"]),
         row["lo"],
         f"against {e.to_table}.{ref_column}",
