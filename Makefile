@@ -49,10 +49,10 @@ bench: venv jars
 bench-scale: venv jars
 	scripts/bench-scale $(BENCH_SCALE_ARGS)
 
-# train_models on the 50,000-advisor lake that `scripts/bench-scale --keep` kept (BENCH_ROOT=it):
+# train_models on the 50,000-advisor lake bench-scale measured last (BENCH_ROOT to use another):
 # each candidate's fit, scikit-learn's reference on the same split; into scale-latest.json.
 bench-training: venv jars
-	scripts/bench-training --root $(BENCH_ROOT)
+	scripts/bench-training --root $(or $(BENCH_ROOT),.cache/bench-history/1000000e-30d/run)
 
 venv: $(VENV)/.installed
 

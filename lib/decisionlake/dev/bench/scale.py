@@ -2,10 +2,16 @@
 
     scripts/bench-scale [--events 125000,250000,500000,1000000] [--history-days 30]
                         [--warehouse-rows 1000000] [--out bench/results]
+                        [--landing DIR,...] [--history-store DIR] [--rebuild-history]
 
-Per scale (``events`` a day; advisors = events / 20, the generator's rate, measured), in a
-process of its own (a fresh driver JVM): generate ``history_days + 1`` days, process the
-history, then run the whole daily pipeline for the last day and measure it per step.
+Per scale (``events`` a day; advisors = events / 20, the generator's rate, measured): generate
+``history_days + 1`` days and process the history in a process of its own, and save that
+history (landing, lake, artifacts, MLflow store) in the history store; then, in another
+process (a fresh driver JVM that has not run the history, as a step's spark-submit on EMR),
+restore it and run the whole daily pipeline for the last day and measure it per step. A later
+run finds the saved history and only restores and measures (minutes instead of an hour); the
+figures name the commit that built the history and the one measured. ``--rebuild-history``
+when the tables' layout changes.
 
 The history is processed in bulk, which is the only way a month at a million events a day fits
 in a session here: every history day is ingested by its own ``ingest`` runs (as every day is),
@@ -17,16 +23,18 @@ the month, with the default three-day lookback.
 
 Per step of the measured day: wall seconds, events per second per core, Spark jobs (by kind),
 stages, shuffle and spill bytes; peak RSS of the driver JVM (in ``local[*]`` also the
-executors' JVM) and of Python, the driver heap after a full GC. Floors on the same files in the
-same process: a bare ``read.json -> write delta`` of the day (median of five), a bare Spark
-sessionization of the window (read, one window function, write) and DuckDB's, and after all
-scales the warehouse writer against the bare-COPY ceiling (``scripts/bench-warehouse``).
-Figures go to ``<out>/scale-latest.json`` (and a timestamped copy).
+executors' JVM) and of Python, the driver heap after a full GC (as it is, with its largest
+classes of live objects, and with cached data and Delta's snapshot cache released). Floors on
+the same files in the same process: a bare ``read.json -> write delta`` of the day (median of
+five), a bare Spark sessionization of the window (read, one window function, write) and
+DuckDB's, and after all scales the warehouse writer against the bare-COPY ceiling
+(``scripts/bench-warehouse``). Figures go to ``<out>/scale-latest.json`` (and a timestamped copy).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -53,6 +61,7 @@ from decisionlake.dev.bench.pipeline import (
     spark_figures,
 )
 
+HISTORY_RECORD = "bench-history.json"  # in a saved history: how and when it was built
 EVENTS_PER_ADVISOR = 20  # what the generator's visitors make a day (the manifest says exactly)
 INGEST_DAILY = ("ingest_clickstream", "ingest_outcomes", "ingest_text")
 BUILD_ONCE = ("build_sessions", "build_identity", "build_text_features", "build_advisor_360")
@@ -165,6 +174,108 @@ def validated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> flo
     return round(statistics.median(times), 2)
 
 
+def _git_commit() -> dict[str, Any]:
+    """The checkout's commit and whether it has uncommitted changes (what a figure was made
+    with)."""
+    repo = Path(__file__).resolve().parents[4]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "lib",
+                                "conf", "jobs"], capture_output=True, text=True,
+                               check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": head, "dirty": bool(dirty)}
+
+
+def _restore_history(saved: Path, root: Path) -> dict[str, Any]:
+    """``root`` made again from the history saved at ``saved`` (every folder as it was when
+    the history was done: landing, lake, artifacts, MLflow store); what the save recorded."""
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(saved, root)
+    return json.loads((saved / HISTORY_RECORD).read_text())
+
+
+def _save_history(root: Path, saved: Path, record: dict[str, Any]) -> None:
+    """A copy of ``root`` at the end of the history, for later runs of the measured day."""
+    partial = saved.with_name(saved.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(root, partial)
+    (partial / HISTORY_RECORD).write_text(json.dumps(record, indent=1))
+    shutil.rmtree(saved, ignore_errors=True)
+    partial.rename(saved)  # a save cut off half way is never taken for a history
+
+
+def _driver_memory(spark: Any, heap_dump: Path | None = None) -> dict[str, Any]:
+    """The driver JVM's heap after a full GC, and what it is made of.
+
+    In ``local[*]`` the driver JVM is also the executors, so its heap holds, besides the
+    driver's own objects, the block manager's storage (cached blocks, broadcasts), Delta's
+    cached snapshot states and the executor task threads' leftovers. A heap dump of this
+    point (``--heap-dump``) showed the largest of these: whole 64 MiB sort pages that finished
+    SQL sorts leave reachable from their task thread's thread-locals (one page per sort
+    however small, 7 to 13 of them, i.e. 450 to 840 MB, whatever the data), gone only when the
+    thread ends. So it is measured twice: as it is, with its largest classes of live objects
+    (``jmap -histo:live``); and what the driver itself retains: after releasing cached data,
+    Delta's snapshot cache and Python's garbage, and once the idle task threads have ended
+    (the executor's pool keeps an idle thread 60 s)."""
+    jvm = spark.sparkContext._jvm
+    as_is = _heap_after_gc_mb(spark)
+    storage = sum(e.get("memoryUsed", 0) for e in _rest(spark, "executors"))
+    pid = spark.sparkContext._gateway.proc.pid
+    top_classes = _live_histogram(pid)
+    if heap_dump:  # for a heap analyser: who holds what
+        subprocess.run(["jmap", f"-dump:live,format=b,file={heap_dump}", str(pid)], check=True)
+    spark.catalog.clearCache()
+    for rdd in list(spark.sparkContext._jsc.getPersistentRDDs().values()):
+        rdd.unpersist(True)
+    jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    # JVM objects that only Python proxies no longer referenced keep alive (py4j releases
+    # them when Python collects the proxies).
+    gc.collect()
+    waited = _task_threads_ended(jvm, timeout_s=120)
+    released = _heap_after_gc_mb(spark)
+    released = min(released, _heap_after_gc_mb(spark))  # a second GC settles finalizers
+    return {
+        "driver_heap_after_gc_mb": as_is,
+        "driver_storage_memory_mb": round(storage / 2**20, 1),
+        "driver_heap_after_release_mb": released,
+        "driver_task_threads_idle_wait_s": waited,
+        "driver_heap_top_classes": top_classes,
+        "driver_heap_top_classes_after_release": _live_histogram(pid, top=6),
+    }
+
+
+def _task_threads_ended(jvm: Any, *, timeout_s: float) -> float | None:
+    """Seconds until no executor task thread is left in the JVM (None: still some at
+    ``timeout_s``)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        names = [t.getName() for t in jvm.java.lang.Thread.getAllStackTraces().keySet()]
+        if not any(n.startswith("Executor task launch worker") for n in names):
+            return round(time.perf_counter() - t0, 1)
+        time.sleep(2)
+    return None
+
+
+def _live_histogram(pid: int, top: int = 12) -> list[dict[str, Any]]:
+    """The ``top`` classes by bytes of live objects in JVM ``pid`` (``jmap -histo:live``;
+    empty where the JDK has no jmap)."""
+    try:
+        out = subprocess.run(["jmap", "-histo:live", str(pid)], capture_output=True, text=True,
+                             timeout=300, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0].endswith(":") and parts[0][:-1].isdigit():
+            rows.append({"class": parts[3], "instances": int(parts[1]),
+                         "mb": round(int(parts[2]) / 2**20, 1)})  # fmt: skip
+    return rows[:top]
+
+
 def run_one(
     events_per_day: int,
     history_days: int,
@@ -172,48 +283,49 @@ def run_one(
     *,
     driver_memory: str = "14g",
     landing: str | None = None,
+    saved_history: Path,
+    heap_dump: Path | None = None,
 ) -> dict[str, Any]:
-    """Generate, process the history in bulk, run and measure the last day."""
+    """Either build the history and save it to ``saved_history`` (generate, process the
+    history in bulk; returns what the save recorded), or, if a history was saved there, make
+    ``root`` from it and run and measure the last day.
+
+    The measured day thus always runs in a driver JVM of its own that has not run the history
+    (as a step's spark-submit on EMR would), on a history built the same way whichever commit
+    is measured. ``root`` must be the same folder for the build and every measure: the MLflow
+    store holds absolute paths."""
     from decisionlake.core.spark import get_spark
-    from decisionlake.dev.generate import build_spec, generate
-    from decisionlake.ops.pipeline import (
-        date_range,
-        in_process_executor,
-        load_pipeline,
-        run_pipeline,
-    )
+    from decisionlake.dev.generate import build_spec
+    from decisionlake.ops.pipeline import in_process_executor, load_pipeline, run_pipeline
 
     advisors = max(events_per_day // EVENTS_PER_ADVISOR, 1)
     # In local[*] the driver JVM is also the executors: give it most of the machine, so no
     # step spills for want of memory a setting could give it (spill is reported per step).
     memory = {"spark.driver_memory": driver_memory}
     cfg = _config(root, advisors, **memory, **({"paths.landing": landing} if landing else {}))
+    restored = (saved_history / HISTORY_RECORD).exists()
+    if restored:
+        t0 = time.perf_counter()
+        record = _restore_history(saved_history, root)
+        restore_s = round(time.perf_counter() - t0, 1)
+        print(f"  history restored (built at {record['commit']}) in {restore_s:.0f}s", flush=True)
     spark = get_spark(cfg, f"bench-scale-{events_per_day}")
     spec = build_spec(cfg, end_date=END, days=history_days + 1, advisors=advisors, seed=7)
-    t0 = time.perf_counter()
-    # A landing zone generated by an earlier run (ending END) is reused as it is.
-    manifest = _reused_manifest(Path(landing), spec) if landing else generate(spark, cfg, spec)
-    generate_s = time.perf_counter() - t0
-    print(
-        f"  generated {manifest['rows']['clickstream']:,} events in {generate_s:.0f}s", flush=True
-    )
     settings = lake_settings(cfg)
     executor = in_process_executor("local")
     pipeline = load_pipeline()
-    history = date_range(spec.start_date, END - timedelta(days=1))
-
-    t0 = time.perf_counter()
-    must(run_pipeline(_subset(pipeline, ("ingest_crm",)), history[:1], executor, settings=settings,
-                      max_retries=0), "history")  # fmt: skip
-    ingest_s = must(run_pipeline(_subset(pipeline, INGEST_DAILY), history, executor,
-                                 settings=settings, max_retries=0, parallelism=2),
-                    "history ingest")  # fmt: skip
-    print(f"  history ingested ({len(history)} days) in {ingest_s:.0f}s", flush=True)
-    wide = [*settings, f"clickstream.lookback_days={history_days}"]
-    build_s = must(run_pipeline(_subset(pipeline, BUILD_ONCE), history[-1:], executor,
-                                settings=wide, max_retries=0), "history build")  # fmt: skip
-    history_s = time.perf_counter() - t0
-    print(f"  history built in bulk in {build_s:.0f}s", flush=True)
+    if not restored:
+        setup = _build_history(spark, cfg, spec, landing, settings, executor, pipeline,
+                               history_days)  # fmt: skip
+        setup.pop("manifest")
+        record = {**_git_commit(), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "root": str(root), "setup": setup}  # fmt: skip
+        spark.stop()
+        _save_history(root, saved_history, record)
+        return {"history_saved": str(saved_history), **record}
+    manifest = _reused_manifest(Path(cfg.paths.landing), spec)
+    setup = {**record["setup"], "history_restore_s": restore_s,
+             "history": {k: v for k, v in record.items() if k != "setup"}}  # fmt: skip
 
     def tagged(step: Any, run_date: date, extra: Any) -> Any:
         spark.sparkContext.setJobGroup(f"{run_date}:{step.name}", step.name)
@@ -246,7 +358,7 @@ def run_one(
             "output_mb": round(figures["output_bytes"] / 2**20, 1),
             "peak_execution_memory_mb": round(figures["peak_execution_memory_bytes"] / 2**20, 1),
         }
-    heap = _heap_after_gc_mb(spark)
+    memory = _driver_memory(spark, heap_dump)
     floor = floors(spark, cfg, END)
     floor["sessions_bare_spark_s"] = bare_spark_sessions_s(spark, cfg, END)
     floor["ingest_validated_only_s"] = validated_ingest_s(spark, cfg, END)
@@ -257,14 +369,12 @@ def run_one(
         "events_per_advisor_day": round(day_events / advisors, 1),
         "history_days": history_days,
         "events_generated": totals["clickstream"],
-        "setup": {"generate_s": round(generate_s, 1), "landing_reused": bool(landing),
-                  "history_s": round(history_s, 1),
-                  "history_ingest_s": round(ingest_s, 1), "history_build_s": round(build_s, 1)},
+        "setup": setup,
         "pipeline_s": round(pipeline_s, 1),
         "steps": steps,
         "driver_rss_mb": round(rss.peak["driver_jvm"] / 2**20, 1),
         "python_rss_mb": round(rss.peak["python"] / 2**20, 1),
-        "driver_heap_after_gc_mb": heap,
+        **memory,
         "driver_memory": driver_memory,
         "executor_memory_note": "local[*]: the executors are the driver JVM (driver_rss_mb)",
         "floors": floor,
@@ -280,6 +390,47 @@ def run_one(
     }  # fmt: skip
     spark.stop()
     return out
+
+
+def _build_history(
+    spark: Any,
+    cfg: Any,
+    spec: Any,
+    landing: str | None,
+    settings: list[str],
+    executor: Any,
+    pipeline: Any,
+    history_days: int,
+) -> dict[str, Any]:
+    """Generate (or reuse ``landing``) and process the history: each day ingested, the
+    builds once over the month. The setup's times, and the generator's manifest."""
+    from decisionlake.dev.generate import generate
+    from decisionlake.ops.pipeline import date_range, run_pipeline
+
+    t0 = time.perf_counter()
+    # A landing zone generated by an earlier run (ending END) is reused as it is.
+    manifest = _reused_manifest(Path(landing), spec) if landing else generate(spark, cfg, spec)
+    generate_s = time.perf_counter() - t0
+    print(
+        f"  generated {manifest['rows']['clickstream']:,} events in {generate_s:.0f}s", flush=True
+    )
+    history = date_range(spec.start_date, END - timedelta(days=1))
+    t0 = time.perf_counter()
+    must(run_pipeline(_subset(pipeline, ("ingest_crm",)), history[:1], executor, settings=settings,
+                      max_retries=0), "history")  # fmt: skip
+    ingest_s = must(run_pipeline(_subset(pipeline, INGEST_DAILY), history, executor,
+                                 settings=settings, max_retries=0, parallelism=2),
+                    "history ingest")  # fmt: skip
+    print(f"  history ingested ({len(history)} days) in {ingest_s:.0f}s", flush=True)
+    wide = [*settings, f"clickstream.lookback_days={history_days}"]
+    build_s = must(run_pipeline(_subset(pipeline, BUILD_ONCE), history[-1:], executor,
+                                settings=wide, max_retries=0), "history build")  # fmt: skip
+    history_s = time.perf_counter() - t0
+    print(f"  history built in bulk in {build_s:.0f}s", flush=True)
+    times = {"generate_s": generate_s, "history_s": history_s, "history_ingest_s": ingest_s,
+             "history_build_s": build_s}  # fmt: skip
+    return {"manifest": manifest, "landing_reused": bool(landing),
+            **{k: round(v, 1) for k, v in times.items()}}  # fmt: skip
 
 
 def _ratio(value: float, floor: float) -> float:
@@ -306,6 +457,11 @@ def scaling(scales: list[dict[str, Any]]) -> dict[str, Any]:
         "driver_heap_after_gc_factor": round(
             high["driver_heap_after_gc_mb"] / low["driver_heap_after_gc_mb"], 3
         ),
+        # What the driver itself retains: the heap after GC once cached data and Delta's
+        # snapshot cache (executor-side on a cluster) are released.
+        "driver_heap_after_release_factor": round(
+            high["driver_heap_after_release_mb"] / low["driver_heap_after_release_mb"], 3
+        ),
         "steps": steps,
     }
 
@@ -314,7 +470,8 @@ def _print_scale(res: dict[str, Any]) -> None:
     print(f"\n{res['events_last_day']:,} events on the measured day, {res['advisors']:,} "
           f"advisors, {res['history_days']} days of history: pipeline {res['pipeline_s']}s, "
           f"driver RSS {res['driver_rss_mb']} MB (heap after GC "
-          f"{res['driver_heap_after_gc_mb']} MB)")  # fmt: skip
+          f"{res['driver_heap_after_gc_mb']} MB, {res['driver_heap_after_release_mb']} MB "
+          f"with cached data released)")  # fmt: skip
     print(f"{'step':<22} {'s':>8} {'ev/s/core':>10} {'jobs':>5} {'stages':>6} "
           f"{'shuffle MB':>10} {'spill MB':>8}")  # fmt: skip
     for name, s in res["steps"].items():
@@ -332,48 +489,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="14g", help="spark.driver.memory (local[*])")
     parser.add_argument(
         "--landing",
-        help="reuse a landing zone generated by an earlier run "
-        "(for the scale whose advisors it holds; other scales generate theirs)",
+        help="landing zones generated by earlier runs, comma-separated, each used for the "
+        "scale whose advisors it holds when that scale's history is built",
     )
     parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the largest scale's lake (for scripts/bench-training)",
+        "--history-store",
+        default=str(Path(__file__).resolve().parents[4] / ".cache" / "bench-history"),
+        help="where each scale's history is built once and kept; a later run restores it and "
+        "measures only the last day (default: the checkout's .cache/bench-history)",
+    )
+    parser.add_argument(
+        "--rebuild-history", action="store_true", help="build every scale's history again"
+    )
+    parser.add_argument(
+        "--heap-dump", help="a folder for a heap dump of each scale's driver when measured"
     )
     parser.add_argument("--worker-events", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-root", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-saved", help=argparse.SUPPRESS)
     parser.add_argument("--worker-result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker_events:
+        dump = (
+            Path(args.heap_dump) / f"driver-{args.worker_events}.hprof" if args.heap_dump else None
+        )
         res = run_one(args.worker_events, args.history_days, Path(args.worker_root),
-                      driver_memory=args.driver_memory, landing=args.landing)  # fmt: skip
+                      driver_memory=args.driver_memory, landing=args.landing,
+                      saved_history=Path(args.worker_saved),
+                      heap_dump=dump)  # fmt: skip
         Path(args.worker_result).write_text(json.dumps(res))
         return 0
     started = time.perf_counter()
     scales = []
-    every = [int(e) for e in args.events.split(",")]
     with bench_services():
-        for events in every:
-            root = Path(tempfile.mkdtemp(prefix=f"bench-scale-{events}-"))
-            landing = args.landing if _landing_fits(args.landing, events) else None
-            keep = args.keep and events == max(every)
+        for events in [int(e) for e in args.events.split(",")]:
+            place = Path(args.history_store) / f"{events}e-{args.history_days}d"
+            root, saved = place / "run", place / "history"
+            if args.rebuild_history:
+                shutil.rmtree(saved, ignore_errors=True)
             print(f"scale: {events:,} events a day, {args.history_days} days of history ...",
                   flush=True)  # fmt: skip
-            try:
-                result = root / "result.json"
-                subprocess.run([sys.executable, "-m", "decisionlake.dev.bench.scale",
-                                "--worker-events", str(events), "--history-days",
-                                str(args.history_days), "--driver-memory", args.driver_memory,
-                                "--worker-root", str(root),
-                                *(["--landing", landing] if landing else []),
-                                "--worker-result", str(result)], check=True)  # fmt: skip
-                scales.append(json.loads(result.read_text()))
-                _print_scale(scales[-1])
-            finally:
-                if keep:
-                    print(f"  kept: {root} (scripts/bench-training --root {root})", flush=True)
-                else:
-                    shutil.rmtree(root, ignore_errors=True)
+            if not (saved / HISTORY_RECORD).exists():
+                shutil.rmtree(root, ignore_errors=True)
+                landing = _fitting_landing(args.landing, events)
+                if landing:  # into the run's folder, so the saved history holds it
+                    shutil.copytree(landing, root / "landing")
+                built = _worker(events, args, root, saved, landing=landing and root / "landing")
+                print(f"  history saved: {saved} ({built['setup']['history_s']:.0f}s)", flush=True)
+            scales.append(_worker(events, args, root, saved))
+            _print_scale(scales[-1])
+            print(f"  lake: {root} (scripts/bench-training --root {root})", flush=True)
     warehouse: dict[str, Any] = {}
     if args.warehouse_rows:
         figures = Path(tempfile.mkdtemp(prefix="bench-scale-wh-")) / "warehouse.json"
@@ -387,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cores": os.cpu_count(), "memory_gb": round(_memory_gb(), 1),
                     "python": platform.python_version(), "platform": platform.platform()},
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": _git_commit(),
         "bench_s": round(time.perf_counter() - started, 1),
         "scales": scales,
         "scaling": scaling(scales),
@@ -402,13 +568,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _landing_fits(landing: str | None, events: int) -> bool:
-    """Whether a landing zone made earlier holds the advisors of the ``events`` scale."""
-    if not landing:
-        return False
-    found = sorted((Path(landing) / "_manifests").glob("generate-*.json"))
+def _worker(
+    events: int, args: Any, root: Path, saved: Path, *, landing: Path | None = None
+) -> dict[str, Any]:
+    """``run_one`` in a process of its own (a fresh driver JVM); its result."""
+    result = root / "result.json"
+    subprocess.run([sys.executable, "-m", "decisionlake.dev.bench.scale",
+                    "--worker-events", str(events), "--history-days", str(args.history_days),
+                    "--driver-memory", args.driver_memory, "--worker-root", str(root),
+                    *(["--heap-dump", args.heap_dump] if args.heap_dump else []),
+                    "--worker-saved", str(saved), *(["--landing", str(landing)] if landing else []),
+                    "--worker-result", str(result)], check=True)  # fmt: skip
+    return json.loads(result.read_text())
+
+
+def _fitting_landing(landings: str | None, events: int) -> Path | None:
+    """Of the landing zones made earlier, the one holding the advisors of the ``events``
+    scale."""
     advisors = max(events // EVENTS_PER_ADVISOR, 1)
-    return bool(found) and json.loads(found[-1].read_text())["summary"]["advisors"] == advisors
+    for landing in (landings or "").split(","):
+        found = sorted(Path(landing).glob("_manifests/generate-*.json")) if landing else []
+        if found and json.loads(found[-1].read_text())["summary"]["advisors"] == advisors:
+            return Path(landing)
+    return None
 
 
 def _memory_gb() -> float:

@@ -1,8 +1,8 @@
 """Training benchmark: ``train_models`` on a scale benchmark's lake, beside a single-machine
 reference on the same rows and split.
 
-    scripts/bench-scale --events 1000000 --keep          # keeps the 50,000-advisor lake
-    scripts/bench-training --root /tmp/bench-scale-1000000-...  [--out bench/results]
+    scripts/bench-scale --events 1000000     # the 50,000-advisor lake, in .cache/bench-history
+    scripts/bench-training --root .cache/bench-history/1000000e-30d/run  [--out bench/results]
 
 On the kept lake (its month of sessions, identity, text features), in one process:
 
@@ -288,7 +288,9 @@ def run(root: Path, out_dir: Path, *, candidates: bool, train_models: bool) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench-training", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", required=True, help="a lake kept by scripts/bench-scale --keep")
+    parser.add_argument(
+        "--root", required=True, help="a lake measured by scripts/bench-scale (its run folder)"
+    )
     parser.add_argument("--out", default="bench/results")
     parser.add_argument("--no-candidates", action="store_true",
                         help="train_models only (no per-candidate fits, no reference)")  # fmt: skip
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.root)
     if not (root / "result.json").exists():
-        print(f"{root} holds no result.json: keep a lake with scripts/bench-scale --keep",
+        print(f"{root} holds no result.json: measure a scale with scripts/bench-scale first",
               file=sys.stderr)  # fmt: skip
         return 2
     with bench_services():
