@@ -44,6 +44,7 @@ def _scale(events: int, seconds: float, rss: float) -> dict:
         "pipeline_s": seconds,
         "driver_rss_mb": rss,
         "driver_heap_after_gc_mb": rss / 4,
+        "driver_heap_after_release_mb": rss / 8,
         "steps": {"build_sessions": {"s": seconds}},
     }
 
@@ -56,20 +57,63 @@ def test_scaling_compares_the_smallest_scale_with_the_largest_in_any_order(order
     assert found["data_factor"] == 8.0
     assert found["steps"]["build_sessions"] == {"time_factor": 10.0, "super_linear": True}
     assert found["driver_rss_factor"] == 1.0
+    assert found["driver_heap_after_release_factor"] == 1.0
 
 
 def test_a_reused_landing_zone_serves_only_the_scale_whose_advisors_it_holds(tmp_path) -> None:
     import json
 
-    from decisionlake.dev.bench.scale import _landing_fits
+    from decisionlake.dev.bench.scale import _fitting_landing
 
-    (tmp_path / "_manifests").mkdir()
-    summary = {"summary": {"advisors": 50_000}}
-    (tmp_path / "_manifests" / "generate-2026-10-25-31d-seed7.json").write_text(json.dumps(summary))
-    assert _landing_fits(str(tmp_path), 1_000_000)
-    assert not _landing_fits(str(tmp_path), 125_000)
-    assert not _landing_fits(None, 1_000_000)
-    assert not _landing_fits(str(tmp_path / "elsewhere"), 1_000_000)
+    small, large = tmp_path / "small", tmp_path / "large"
+    for landing, advisors in ((small, 6_250), (large, 50_000)):
+        (landing / "_manifests").mkdir(parents=True)
+        summary = {"summary": {"advisors": advisors}}
+        (landing / "_manifests" / "generate-2026-10-25-31d-seed7.json").write_text(
+            json.dumps(summary)
+        )
+    both = f"{small},{large}"
+    assert _fitting_landing(both, 1_000_000) == large
+    assert _fitting_landing(both, 125_000) == small
+    assert _fitting_landing(str(large), 125_000) is None
+    assert _fitting_landing(None, 1_000_000) is None
+    assert _fitting_landing(str(tmp_path / "elsewhere"), 1_000_000) is None
+
+
+def test_a_saved_history_is_restored_as_it_was_and_a_half_save_is_never_taken(
+    tmp_path, monkeypatch
+) -> None:
+    import json
+    import shutil
+
+    from decisionlake.dev.bench import scale
+    from decisionlake.dev.bench.scale import HISTORY_RECORD, _restore_history, _save_history
+
+    root, saved = tmp_path / "run", tmp_path / "history"
+    (root / "lake" / "t").mkdir(parents=True)
+    (root / "lake" / "t" / "part-0.parquet").write_bytes(b"rows")
+    _save_history(root, saved, {"commit": "abc", "setup": {"history_s": 1.0}})
+    # The measured day changes the run folder; a restore brings back the history as saved.
+    (root / "lake" / "t" / "part-1.parquet").write_bytes(b"the measured day")
+    record = _restore_history(saved, root)
+    assert record == {"commit": "abc", "setup": {"history_s": 1.0}}
+    assert sorted(p.name for p in (root / "lake" / "t").iterdir()) == ["part-0.parquet"]
+
+    # A save cut off half way leaves no history where there was none ...
+    copy = shutil.copytree
+
+    def copy_then_fail(*args, **kw):  # a copy cut off half way
+        copy(*args, **kw)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scale.shutil, "copytree", copy_then_fail)
+    with pytest.raises(OSError):
+        _save_history(root, tmp_path / "other", {"commit": "def", "setup": {}})
+    assert not (tmp_path / "other" / HISTORY_RECORD).exists()
+    # ... and leaves the one saved before as it was.
+    with pytest.raises(OSError):
+        _save_history(root, saved, {"commit": "def", "setup": {}})
+    assert json.loads((saved / HISTORY_RECORD).read_text())["commit"] == "abc"
 
 
 def test_must_sums_the_steps_seconds_and_names_the_first_failure() -> None:

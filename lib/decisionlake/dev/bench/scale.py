@@ -7,8 +7,9 @@
 Per scale (``events`` a day; advisors = events / 20, the generator's rate, measured): generate
 ``history_days + 1`` days and process the history in a process of its own, and save that
 history (landing, lake, artifacts, MLflow store) in the history store; then, in another
-process (a fresh driver JVM that has not run the history, as a step's spark-submit on EMR),
-restore it and run the whole daily pipeline for the last day and measure it per step. A later
+process (a driver JVM that has not run the history), restore it, run the last day once on a
+copy to warm the JVM up (``--cold``: not), and run the whole daily pipeline for the last day
+on the restored history and measure it per step. A later
 run finds the saved history and only restores and measures (minutes instead of an hour); the
 figures name the commit that built the history and the one measured. ``--rebuild-history``
 when the tables' layout changes.
@@ -285,14 +286,18 @@ def run_one(
     landing: str | None = None,
     saved_history: Path,
     heap_dump: Path | None = None,
+    warm_up: bool = False,
 ) -> dict[str, Any]:
     """Either build the history and save it to ``saved_history`` (generate, process the
     history in bulk; returns what the save recorded), or, if a history was saved there, make
     ``root`` from it and run and measure the last day.
 
-    The measured day thus always runs in a driver JVM of its own that has not run the history
-    (as a step's spark-submit on EMR would), on a history built the same way whichever commit
-    is measured. ``root`` must be the same folder for the build and every measure: the MLflow
+    The measured day thus always runs in a driver JVM of its own that has not run the history,
+    on a history built the same way whichever commit is measured. With ``warm_up`` the JVM
+    first runs the same day on another copy of the history (class loading, the JIT, Delta's,
+    MLflow's and ua-parser's first use: a warm daily run, as the issue asks); the measured
+    day's tables are still read cold (their Delta logs not cached), as a step's spark-submit
+    reads them. ``root`` must be the same folder for the build and every measure: the MLflow
     store holds absolute paths."""
     from decisionlake.core.spark import get_spark
     from decisionlake.dev.generate import build_spec
@@ -326,6 +331,9 @@ def run_one(
     manifest = _reused_manifest(Path(cfg.paths.landing), spec)
     setup = {**record["setup"], "history_restore_s": restore_s,
              "history": {k: v for k, v in record.items() if k != "setup"}}  # fmt: skip
+    if warm_up:
+        setup["warm_up_s"] = _warm_up(spark, saved_history, root.with_name("warm-up"), advisors,
+                                      memory, executor, pipeline)  # fmt: skip
 
     def tagged(step: Any, run_date: date, extra: Any) -> Any:
         spark.sparkContext.setJobGroup(f"{run_date}:{step.name}", step.name)
@@ -390,6 +398,31 @@ def run_one(
     }  # fmt: skip
     spark.stop()
     return out
+
+
+def _warm_up(
+    spark: Any,
+    saved: Path,
+    place: Path,
+    advisors: int,
+    memory: dict[str, str],
+    executor: Any,
+    pipeline: Any,
+) -> float:
+    """Run the measured day once on a copy of the saved history at ``place`` (then removed):
+    the JVM is then warm, the measured copy's tables untouched and not cached. Seconds taken."""
+    from decisionlake.ops.pipeline import run_pipeline
+
+    t0 = time.perf_counter()
+    _restore_history(saved, place)
+    settings = lake_settings(_config(place, advisors, **memory))
+    must(run_pipeline(pipeline, [END], executor, settings=settings, max_retries=0,
+                      parallelism=1), "warm-up day")  # fmt: skip
+    spark.catalog.clearCache()
+    shutil.rmtree(place, ignore_errors=True)
+    seconds = round(time.perf_counter() - t0, 1)
+    print(f"  warmed up on a copy of the history in {seconds:.0f}s", flush=True)
+    return seconds
 
 
 def _build_history(
@@ -504,6 +537,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--heap-dump", help="a folder for a heap dump of each scale's driver when measured"
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="measure the day in a cold JVM (no warm-up run of the day on a copy first)",
+    )
+    parser.add_argument("--worker-warm-up", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-events", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-root", help=argparse.SUPPRESS)
     parser.add_argument("--worker-saved", help=argparse.SUPPRESS)
@@ -516,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         res = run_one(args.worker_events, args.history_days, Path(args.worker_root),
                       driver_memory=args.driver_memory, landing=args.landing,
                       saved_history=Path(args.worker_saved),
-                      heap_dump=dump)  # fmt: skip
+                      heap_dump=dump, warm_up=args.worker_warm_up)  # fmt: skip
         Path(args.worker_result).write_text(json.dumps(res))
         return 0
     started = time.perf_counter()
@@ -536,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copytree(landing, root / "landing")
                 built = _worker(events, args, root, saved, landing=landing and root / "landing")
                 print(f"  history saved: {saved} ({built['setup']['history_s']:.0f}s)", flush=True)
-            scales.append(_worker(events, args, root, saved))
+            scales.append(_worker(events, args, root, saved, warm_up=not args.cold))
             _print_scale(scales[-1])
             print(f"  lake: {root} (scripts/bench-training --root {root})", flush=True)
     warehouse: dict[str, Any] = {}
@@ -569,7 +608,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _worker(
-    events: int, args: Any, root: Path, saved: Path, *, landing: Path | None = None
+    events: int,
+    args: Any,
+    root: Path,
+    saved: Path,
+    *,
+    landing: Path | None = None,
+    warm_up: bool = False,
 ) -> dict[str, Any]:
     """``run_one`` in a process of its own (a fresh driver JVM); its result."""
     result = root / "result.json"
@@ -577,6 +622,7 @@ def _worker(
                     "--worker-events", str(events), "--history-days", str(args.history_days),
                     "--driver-memory", args.driver_memory, "--worker-root", str(root),
                     *(["--heap-dump", args.heap_dump] if args.heap_dump else []),
+                    *(["--worker-warm-up"] if warm_up else []),
                     "--worker-saved", str(saved), *(["--landing", str(landing)] if landing else []),
                     "--worker-result", str(result)], check=True)  # fmt: skip
     return json.loads(result.read_text())
