@@ -25,7 +25,8 @@ the month, with the default three-day lookback.
 Per step of the measured day: wall seconds, events per second per core, Spark jobs (by kind),
 stages, shuffle and spill bytes; peak RSS of the driver JVM (in ``local[*]`` also the
 executors' JVM) and of Python, the driver heap after a full GC (as it is, with its largest
-classes of live objects, and with cached data and Delta's snapshot cache released). Floors on
+classes of live objects, and what the driver itself retains: with cached data, Delta's snapshot
+cache and Python's garbage released and the idle task threads ended). Floors on
 the same files in the same process: a bare ``read.json -> write delta`` of the day (median of
 five), a bare Spark sessionization of the window (read, one window function, write) and
 DuckDB's, and after all scales the warehouse writer against the bare-COPY ceiling
@@ -176,18 +177,15 @@ def validated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> flo
 
 
 def _git_commit() -> dict[str, Any]:
-    """The checkout's commit and whether it has uncommitted changes (what a figure was made
-    with)."""
-    repo = Path(__file__).resolve().parents[4]
+    """The checkout's commit and whether the tree has uncommitted changes (what a figure was
+    made with), from the release's ``git_sha``."""
+    from decisionlake.ops.release import git_sha
+
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "lib",
-                                "conf", "jobs"], capture_output=True, text=True,
-                               check=True).stdout.strip()  # fmt: skip
+        sha = git_sha()
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
-    return {"commit": head, "dirty": bool(dirty)}
+    return {"commit": sha.removesuffix("-dirty"), "dirty": sha.endswith("-dirty")}
 
 
 def _restore_history(saved: Path, root: Path) -> dict[str, Any]:
@@ -490,8 +488,9 @@ def scaling(scales: list[dict[str, Any]]) -> dict[str, Any]:
         "driver_heap_after_gc_factor": round(
             high["driver_heap_after_gc_mb"] / low["driver_heap_after_gc_mb"], 3
         ),
-        # What the driver itself retains: the heap after GC once cached data and Delta's
-        # snapshot cache (executor-side on a cluster) are released.
+        # What the driver itself retains: the heap after GC once cached data, Delta's snapshot
+        # cache and Python's garbage are released and the idle task threads have ended (all
+        # executor-side on a cluster; see _driver_memory).
         "driver_heap_after_release_factor": round(
             high["driver_heap_after_release_mb"] / low["driver_heap_after_release_mb"], 3
         ),
