@@ -25,7 +25,9 @@ from decisionlake.text.features import (
     detect_language,
     score_notes,
     tokenize,
+    topic_model,
     topic_terms,
+    vocabulary,
 )
 
 NAME = "build_text_features"
@@ -41,11 +43,11 @@ def fit_and_record(ctx: JobContext, notes: DataFrame) -> pipeline_store.TextMode
         .persist()
     )
     model = build_pipeline(settings).fit(english)
-    counts = PipelineModel(stages=model.stages[:-1]).transform(english)
+    counts = PipelineModel(stages=model.stages[:-1]).transform(english)  # all but LDA
     metrics = {
         "training_notes": float(english.count()),
-        "log_perplexity": float(model.stages[-1].logPerplexity(counts)),
-        "vocabulary": float(len(model.stages[-3].vocabulary)),
+        "log_perplexity": float(topic_model(model).logPerplexity(counts)),
+        "vocabulary": float(len(vocabulary(model))),
     }
     english.unpersist()
     topics = topic_terms(model, top_terms=settings.top_terms)

@@ -1,5 +1,8 @@
-"""Text features: a Spark ML pipeline (tokens, n-grams, TF-IDF, LDA topics) plus a finance
+"""Text features: a Spark ML pipeline (tokens, n-grams, term counts, LDA topics) plus a finance
 lexicon, sentiment with negation, and language routing, all configured in ``conf/``.
+
+LDA models raw term counts, so the pipeline has no IDF stage (pipelines fitted before
+2026-12-06 carry one whose output nothing reads; they still load and score the same).
 
 The fitted pipeline is saved and versioned (MLflow records each version), so a new day is
 scored with the same vocabulary and topics until a refit is asked for.
@@ -15,11 +18,8 @@ import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.clustering import LDA, LDAModel
 from pyspark.ml.feature import (
-    IDF,
     CountVectorizer,
     CountVectorizerModel,
-    NGram,
-    RegexTokenizer,
     SQLTransformer,
     StopWordsRemover,
 )
@@ -33,55 +33,71 @@ from decisionlake.config import SentimentConfig, TextConfig
 # links and digits carry no topic: they are removed before tokens are made. Masks are matched
 # in capitals before lower-casing, also where glued to a word or number (719XXXX,
 # OpenedXX/XX/XXXX), which word boundaries would miss.
-NORMALIZE_SQL = (
-    "SELECT *, trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
+NORMALIZED_TEXT = (
+    "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
     "regexp_replace(lower(regexp_replace(coalesce(text, ''), 'X{2,}(/X{2,})*', ' ')), "
     "'<[a-z_]+>', ' '), '\\\\bx{2,}(/x{2,})*\\\\b', ' '), "
     "'\\\\{\\\\$[0-9.,]+\\\\}', ' '), "
-    "'https?://\\\\S+', ' '), '[0-9]+', ' ')) AS norm_text FROM __THIS__"
+    "'https?://\\\\S+', ' '), '[0-9]+', ' '))"
+)
+# A token: letters, inner apostrophes and hyphens, at least two characters.
+TOKENS = "regexp_extract_all(norm_text, '[a-z][a-z\\'\u2019-]*[a-z]', 0)"
+# Consecutive pairs of terms, "a b" (none for fewer than two terms).
+BIGRAMS = (
+    "CASE WHEN size(terms) < 2 THEN CAST(array() AS array<string>) "
+    "ELSE transform(slice(terms, 1, size(terms) - 1), (t, i) -> concat(t, ' ', terms[i + 1])) END"
 )
 
 
-def _normalizer() -> SQLTransformer:
-    return SQLTransformer(statement=NORMALIZE_SQL)
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _tokenizer() -> RegexTokenizer:
-    return RegexTokenizer(
-        inputCol="norm_text",
-        outputCol="tokens",
-        pattern="[a-z][a-z'\u2019-]*[a-z]",
-        gaps=False,
-        minTokenLength=2,
+def stop_words(settings: TextConfig) -> list[str]:
+    """Spark's English stop words and the domain's, lower-cased (tokens are)."""
+    words = set(StopWordsRemover.loadDefaultStopWords("english")) | set(settings.domain_stop_words)
+    return sorted({w.lower() for w in words})
+
+
+def preparation(settings: TextConfig) -> SQLTransformer:
+    """Text to vocabulary terms in one parameter-free stage: normalised text, tokens, terms
+    (tokens less stop words), bigrams of terms, and both as ``vocab_terms``.
+
+    One SQL statement rather than a tokenizer, a stop-word remover, an n-gram stage and a
+    concatenation: the statement is one query plan, and the saved pipeline has one stage to
+    load instead of five (each a Spark job for its metadata, twice, on every scoring run).
+    The stop words are part of the statement, so a fitted pipeline keeps the ones it was
+    fitted with whatever the configuration says later.
+    """
+    listed = ", ".join(_sql_string(w) for w in stop_words(settings))
+    return SQLTransformer(
+        statement=(
+            f"SELECT *, concat(terms, bigrams) AS vocab_terms FROM (SELECT *, {BIGRAMS} AS bigrams "
+            f"FROM (SELECT *, filter(tokens, t -> NOT array_contains(array({listed}), t)) AS terms "
+            f"FROM (SELECT *, {TOKENS} AS tokens "
+            f"FROM (SELECT *, {NORMALIZED_TEXT} AS norm_text FROM __THIS__))))"
+        )
     )
 
 
 def tokenize(notes: DataFrame) -> DataFrame:
-    """Normalised text and tokens only (the pipeline's first, parameter-free stages)."""
-    return PipelineModel(stages=[_normalizer(), _tokenizer()]).transform(notes)
+    """Normalised text and tokens only (the preparation's first two columns)."""
+    return notes.selectExpr("*", f"{NORMALIZED_TEXT} AS norm_text").selectExpr(
+        "*", f"{TOKENS} AS tokens"
+    )
 
 
 def build_pipeline(settings: TextConfig) -> Pipeline:
-    """The unfitted text pipeline."""
-    stop_words = sorted(
-        set(StopWordsRemover.loadDefaultStopWords("english")) | set(settings.domain_stop_words)
-    )
+    """The unfitted text pipeline: preparation, term counts, topics."""
     return Pipeline(
         stages=[
-            _normalizer(),
-            _tokenizer(),
-            StopWordsRemover(inputCol="tokens", outputCol="terms", stopWords=stop_words),
-            NGram(n=2, inputCol="terms", outputCol="bigrams"),
-            SQLTransformer(
-                statement="SELECT *, concat(terms, bigrams) AS vocab_terms FROM __THIS__"
-            ),
+            preparation(settings),
             CountVectorizer(
                 inputCol="vocab_terms",
                 outputCol="tf",
                 vocabSize=settings.vocab_size,
                 minDF=float(settings.min_doc_freq),
             ),
-            IDF(inputCol="tf", outputCol="tfidf"),
             LDA(
                 k=settings.lda_topics,
                 maxIter=settings.lda_max_iterations,
@@ -102,10 +118,20 @@ def dominant_topic(distribution: Column) -> Column:
     return (F.array_position(distribution, F.array_max(distribution)) - 1).cast("int")
 
 
+def vocabulary(model: PipelineModel) -> list[str]:
+    """The fitted pipeline's vocabulary (its CountVectorizer's terms, by index)."""
+    return next(s for s in model.stages if isinstance(s, CountVectorizerModel)).vocabulary
+
+
+def topic_model(model: PipelineModel) -> LDAModel:
+    """The fitted pipeline's topic model (its last stage, LDA on the term counts)."""
+    return next(s for s in model.stages if isinstance(s, LDAModel))
+
+
 def topic_terms(model: PipelineModel, *, top_terms: int) -> list[dict[str, Any]]:
     """Top terms per topic: k x top_terms small rows for people to read."""
-    vocabulary = next(s for s in model.stages if isinstance(s, CountVectorizerModel)).vocabulary
-    lda = next(s for s in model.stages if isinstance(s, LDAModel))
+    terms = vocabulary(model)
+    lda = topic_model(model)
     rows = []
     for topic in lda.describeTopics(top_terms).collect():  # k rows
         for rank, (index, weight) in enumerate(
@@ -115,7 +141,7 @@ def topic_terms(model: PipelineModel, *, top_terms: int) -> list[dict[str, Any]]
                 {
                     "topic": int(topic["topic"]),
                     "rank": rank,
-                    "term": vocabulary[index],
+                    "term": terms[index],
                     "weight": float(weight),
                 }
             )
