@@ -112,14 +112,21 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
     stage_ids = {s for j in jobs for s in j.get("stageIds", [])}
     stages = [s for s in _rest(spark, "stages") if s["stageId"] in stage_ids]
     job_ids = {j["jobId"] for j in jobs}
-    exchanges = 0
+    exchanges, queries, in_a_query = 0, 0, set()
     for execution in _rest(spark, "sql?details=true&planDescription=false&length=100000"):
-        if job_ids & set(execution.get("successJobIds", []) + execution.get("failedJobIds", [])):
+        ran = job_ids & set(execution.get("successJobIds", []) + execution.get("failedJobIds", []))
+        if ran:
+            queries += 1
+            in_a_query |= ran
             exchanges += sum(
                 1 for n in execution.get("nodes", []) if "Exchange" in n.get("nodeName", "")
             )
     return {
         "spark_jobs": len(jobs),
+        # Queries (SQL executions, Delta's own included) plus jobs outside any: with adaptive
+        # execution each shuffle stage of a query is a job of its own, so a query of three
+        # exchanges is four jobs; this count does not depend on that setting.
+        "spark_queries": queries + len(job_ids - in_a_query),
         "spark_jobs_by_kind": dict(Counter(job_kind(j.get("description", "")) for j in jobs)),
         # Seconds in which at least one of the step's jobs ran: the rest of the step's wall
         # time is the driver alone (planning, Delta log reads and commits, Python).
@@ -356,7 +363,7 @@ def _table(results: list[dict[str, Any]]) -> str:
     head = (
         f"{'scale':>5} {'step':<22} {'seconds':>8} {'ev/s/core':>10} {'in MB':>8} "
         f"{'out MB':>8} {'shuffle MB':>10} {'jobs':>5} {'snap':>5} {'merge':>5} {'busy s':>7} "
-        f"{'exch':>5}"
+        f"{'exch':>5} {'query':>5}"
     )
     lines.append(head)
     for res in results:
@@ -367,7 +374,8 @@ def _table(results: list[dict[str, Any]]) -> str:
                 f"{s.get('events_per_s_per_core', ''):>10} {s['input_bytes'] / 2**20:>8.2f} "
                 f"{s['output_bytes'] / 2**20:>8.2f} {s['shuffle_bytes'] / 2**20:>10.2f} "
                 f"{s['spark_jobs']:>5} {kinds.get('delta_snapshot_and_skipping', 0):>5} "
-                f"{kinds.get('delta_merge', 0):>5} {s['jobs_busy_s']:>7.2f} {s['exchanges']:>5}"
+                f"{kinds.get('delta_merge', 0):>5} {s['jobs_busy_s']:>7.2f} {s['exchanges']:>5} "
+                f"{s.get('spark_queries', ''):>5}"
             )
     return "\n".join(lines)
 
