@@ -3,6 +3,7 @@
     scripts/bench-scale [--events 125000,250000,500000,1000000] [--history-days 30]
                         [--warehouse-rows 1000000] [--out bench/results]
                         [--landing DIR,...] [--history-store DIR] [--rebuild-history]
+                        [--history-only]
 
 Per scale (``events`` a day; advisors = events / 20, the generator's rate, measured): generate
 ``history_days + 1`` days and process the history in a process of its own, and save that
@@ -12,7 +13,8 @@ copy to warm the JVM up (``--cold``: not), and run the whole daily pipeline for 
 on the restored history and measure it per step. A later
 run finds the saved history and only restores and measures (minutes instead of an hour); the
 figures name the commit that built the history and the one measured. ``--rebuild-history``
-when the tables' layout changes.
+when the tables' layout changes; ``--history-only`` builds the missing histories and stops (the
+set-up need not run alone, the measure must).
 
 The history is processed in bulk, which is the only way a month at a million events a day fits
 in a session here: every history day is ingested by its own ``ingest`` runs (as every day is),
@@ -534,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rebuild-history", action="store_true", help="build every scale's history again"
     )
     parser.add_argument(
+        "--history-only",
+        action="store_true",
+        help="build the histories that are missing and stop: set-up, which need not run alone "
+        "as the measure must",
+    )
+    parser.add_argument(
         "--heap-dump", help="a folder for a heap dump of each scale's driver when measured"
     )
     parser.add_argument(
@@ -574,9 +582,13 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copytree(landing, root / "landing")
                 built = _worker(events, args, root, saved, landing=landing and root / "landing")
                 print(f"  history saved: {saved} ({built['setup']['history_s']:.0f}s)", flush=True)
+            if args.history_only:
+                continue
             scales.append(_worker(events, args, root, saved, warm_up=not args.cold))
             _print_scale(scales[-1])
             print(f"  lake: {root} (scripts/bench-training --root {root})", flush=True)
+    if args.history_only:
+        return 0
     warehouse: dict[str, Any] = {}
     if args.warehouse_rows:
         figures = Path(tempfile.mkdtemp(prefix="bench-scale-wh-")) / "warehouse.json"
