@@ -134,7 +134,9 @@ def test_no_planted_pii_in_any_silver_or_gold_table(spark: SparkSession, text_la
                 text = json.dumps(pq.read_table(path).to_pylist(), default=str)
                 assert not pattern.search(text), f"raw PII in {path}"
                 files += 1
-    assert files > 20
+    # Every table scanned above has at least one data file (optimized writes make it one per
+    # partition value written, so a fixed count would say more about the layout than the scan).
+    assert files >= scanned
 
 
 def test_features_are_deterministic(spark: SparkSession, text_lake: dict) -> None:
