@@ -639,14 +639,17 @@ def replace_slice(
     schema: T.StructType | None = None,
     partition_by: Sequence[str] = (),
     add_new_columns: bool = False,
+    optimize_write: bool | None = None,
 ) -> dict[str, Any]:
     """Atomically replace the rows matching ``predicate`` with ``source`` (``replaceWhere``).
 
     ``add_new_columns`` lets a feature table grow: columns the table lacks are added (older
-    slices read them as NULL); removing or retyping columns still fails. No Spark Observation
-    counts the rows on the way: once one is used, Spark 4.1's session holds an unserializable
-    ObservationManager, and every MLlib model whose training summary refers to the session
-    (random forests) then fails with "Task not serializable" in that session.
+    slices read them as NULL); removing or retyping columns still fails. ``optimize_write``
+    overrides the session's Delta optimized write for this write only (None: the session's).
+    No Spark Observation counts the rows on the way: once one is used, Spark 4.1's session
+    holds an unserializable ObservationManager, and every MLlib model whose training summary
+    refers to the session (random forests) then fails with "Task not serializable" in that
+    session.
     """
     spark = source.sparkSession
     ensure_delta_table(spark, uri, schema or source.schema, partition_by)
@@ -660,6 +663,8 @@ def replace_slice(
     )
     if add_new_columns:
         writer = writer.option("mergeSchema", "true")
+    if optimize_write is not None:
+        writer = writer.option("optimizeWrite", str(optimize_write).lower())
     writer.save(uri)
     metrics = last_operation_metrics(spark, uri)
     if metrics.pop("userMetadata", None) != token:

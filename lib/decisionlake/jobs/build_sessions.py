@@ -73,10 +73,14 @@ def write_events(ctx: JobContext, events: DataFrame, window: RunWindow) -> dict[
     bots = F.col("bot_rule").isNotNull()
     in_window = window.contains("event_date")
 
+    # No optimized write here: the whole window is replaced on every run, so a date's files
+    # never pile up past one write's tasks, and the shuffle that would make them one file per
+    # date costs more than the files do (README, Performance).
     def replace(rows: DataFrame, table: str) -> Any:
         return lambda: lake.replace_slice(
             rows.where(in_window), ctx.cfg.table_uri(table),
             predicate=window.predicate("event_date"), partition_by=["event_date"],
+            optimize_write=False,
         )  # fmt: skip
 
     written = lake.run_concurrently(

@@ -314,10 +314,13 @@ def step_of(spans: dict[str, tuple[float, float]], t: float) -> str:
 def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) -> dict[str, Any]:
     """The fixed cost of the Delta I/O alone: for every commit a step made on the last day,
     a bare copy of that table (``read.format("delta") -> write.format("delta")``, overwrite,
-    nothing else), timed on a second pass so the JVM is as warm as the day was.
+    nothing else). The first pass creates each copy and warms the JVM; the second, measured
+    (seconds and Spark jobs), overwrites the existing copy, as a step writes into a table
+    with history: snapshot, file listing, the files to remove, the scan, the write, the commit.
 
     At the demo's size every table is small and a copy costs what a step's read and write of
-    it cost at least: snapshot, file listing, one scan job, one write job, the commit. (At
+    it cost at least, so a step's floor (the sum over its commits) is a lower bound on its
+    time and its jobs: its other reads, its MERGEs and its transformations come on top. (At
     scale a whole-table copy is more than the day's slice: read it at the smallest scale.)
     """
     from delta.tables import DeltaTable
@@ -334,27 +337,33 @@ def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) 
         if day:
             commits[table] = day
     scratch = Path(cfg.paths.artifacts) / "floor_delta_io"
-    spark.sparkContext.setJobGroup("floor:delta_io", "floor")
+    name = {t: f"{t.parent.name}.{t.name}" for t in commits}
     copy_s: dict[Path, float] = {}
-    for attempt in range(2):  # the first pass warms up; the second is measured
+    for attempt in range(2):  # the first pass creates and warms up; the second is measured
         for table in commits:
-            target = scratch / f"{table.parent.name}.{table.name}.{attempt}"
+            spark.sparkContext.setJobGroup(f"floor:delta_io:{attempt}:{name[table]}", "floor")
             started = time.perf_counter()
             (spark.read.format("delta").load(str(table))
-             .write.format("delta").mode("overwrite").save(str(target)))  # fmt: skip
+             .write.format("delta").mode("overwrite").save(str(scratch / name[table])))  # fmt: skip
             copy_s[table] = time.perf_counter() - started
+    jobs_by_group = Counter(j.get("jobGroup") for j in _rest(spark, "jobs"))
+    copy_jobs = {t: jobs_by_group[f"floor:delta_io:1:{name[t]}"] for t in commits}
 
     per_step: dict[str, float] = {}
+    per_step_jobs: dict[str, int] = {}
     for table, stamps in commits.items():
         for t in stamps:
             step = step_of(spans, t)
             per_step[step] = per_step.get(step, 0.0) + copy_s[table]
+            per_step_jobs[step] = per_step_jobs.get(step, 0) + copy_jobs[table]
     return {
         "commits": sum(len(v) for v in commits.values()),
-        "tables": {f"{t.parent.name}.{t.name}": len(v) for t, v in commits.items()},
-        "copy_s": {f"{t.parent.name}.{t.name}": round(v, 2) for t, v in copy_s.items()},
+        "tables": {name[t]: len(v) for t, v in commits.items()},
+        "copy_s": {name[t]: round(v, 2) for t, v in copy_s.items()},
+        "copy_jobs": {name[t]: v for t, v in copy_jobs.items()},
         "day_s": round(sum(copy_s[t] * len(v) for t, v in commits.items()), 2),
         "by_step_s": {k: round(v, 2) for k, v in sorted(per_step.items())},
+        "by_step_jobs": dict(sorted(per_step_jobs.items())),
     }
 
 
@@ -363,10 +372,12 @@ def _table(results: list[dict[str, Any]]) -> str:
     head = (
         f"{'scale':>5} {'step':<22} {'seconds':>8} {'ev/s/core':>10} {'in MB':>8} "
         f"{'out MB':>8} {'shuffle MB':>10} {'jobs':>5} {'snap':>5} {'merge':>5} {'busy s':>7} "
-        f"{'exch':>5} {'query':>5}"
+        f"{'exch':>5} {'query':>5} {'io jobs':>7}"
     )
     lines.append(head)
     for res in results:
+        # the step's Delta I/O floor in jobs (its commits copied bare), when measured
+        io_jobs = res.get("floors", {}).get("delta_io", {}).get("by_step_jobs", {})
         for step, s in res["steps"].items():
             kinds = s.get("spark_jobs_by_kind", {})
             lines.append(
@@ -375,7 +386,7 @@ def _table(results: list[dict[str, Any]]) -> str:
                 f"{s['output_bytes'] / 2**20:>8.2f} {s['shuffle_bytes'] / 2**20:>10.2f} "
                 f"{s['spark_jobs']:>5} {kinds.get('delta_snapshot_and_skipping', 0):>5} "
                 f"{kinds.get('delta_merge', 0):>5} {s['jobs_busy_s']:>7.2f} {s['exchanges']:>5} "
-                f"{s.get('spark_queries', ''):>5}"
+                f"{s.get('spark_queries', ''):>5} {io_jobs.get(step, ''):>7}"
             )
     return "\n".join(lines)
 
