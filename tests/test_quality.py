@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from pyspark.sql import SparkSession
 
 from decisionlake.config import Expectation
-from decisionlake.quality.rules import evaluate_referential, evaluate_rows, evaluate_volume
+from decisionlake.quality.rules import evaluate_rows, evaluate_volume
 
 RUN = date(2026, 11, 24)
 
@@ -42,13 +43,23 @@ def test_row_rules_count_failures_and_sample_values(spark: SparkSession) -> None
 
 
 def test_referential_and_volume(spark: SparkSession) -> None:
-    scores = spark.createDataFrame([("A",), ("B",), ("Z",)], "advisor_id string")
-    crm = spark.createDataFrame([("A",), ("B",)], "advisor_id string")
-    rule = Expectation(
-        rule="referential", column="advisor_id", to_table="crm", to_column="advisor_id"
+    scores = spark.createDataFrame(
+        [("A", 1), ("B", 2), ("Z", 3), ("Y", 4), (None, 5)], "advisor_id string, n int"
     )
-    result = evaluate_referential(scores, "scores", rule, crm)
-    assert (result.rows_failed, result.sample_failing) == (1, "Z")
+    # The reference holds "A" twice: the join on its distinct keys counts no row twice.
+    crm = spark.createDataFrame([("A",), ("A",), ("B",), (None,)], "id string")
+    rules = [
+        Expectation(rule="referential", column="advisor_id", to_table="crm", to_column="id"),
+        Expectation(rule="range", column="n", min=0, max=4),
+    ]
+    got = {r.rule: r for r in evaluate_rows(scores, "scores", rules, run_date=RUN,
+                                            references={"crm": crm})}  # fmt: skip
+    referential = got["referential"]
+    assert (referential.rows_failed, referential.sample_failing) == (2, "Y, Z")
+    assert referential.rows_checked == 5 and referential.detail == "against crm.id"
+    assert (got["range"].rows_failed, got["range"].rows_checked) == (1, 5)
+    with pytest.raises(ValueError, match="needs the rows of crm"):
+        evaluate_rows(scores, "scores", rules, run_date=RUN)
     volume = Expectation(rule="volume", min_ratio=0.5, max_ratio=2.0, severity="warn")
     assert evaluate_volume(100, "t", volume, []).passed  # no history yet
     assert evaluate_volume(100, "t", volume, [90, 110]).passed

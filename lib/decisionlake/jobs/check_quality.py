@@ -22,7 +22,6 @@ from decisionlake.quality.rules import (
     RESULT_SCHEMA,
     RuleResult,
     columns_of,
-    evaluate_referential,
     evaluate_rows,
     evaluate_volume,
     failing_rows,
@@ -106,17 +105,21 @@ def run(ctx: JobContext) -> dict[str, Any]:
             window = quality.run_window_column.get(table)
             if window:
                 data = data.where(F.col(window) == F.lit(ctx.run_date))
-            found = evaluate_rows(data, table, expectations, run_date=ctx.run_date)
+            references = {
+                e.to_table: lake.read_delta(spark, cfg.table_uri(e.to_table))
+                for e in expectations
+                if e.rule == "referential" and e.to_table
+            }
+            found = evaluate_rows(
+                data, table, expectations, run_date=ctx.run_date, references=references
+            )
             moved = _quarantine(ctx, table, window, expectations, found)
             if moved:
                 st.add(quarantined=moved)
             # The row rules counted the slice; after a quarantine it is counted again.
             rows = None if moved or not found else found[0].rows_checked
             for e in expectations:
-                if e.rule == "referential":
-                    reference = lake.read_delta(spark, cfg.table_uri(e.to_table))
-                    found.append(evaluate_referential(data, table, e, reference, rows=rows))
-                elif e.rule == "volume":
+                if e.rule == "volume":
                     previous: list[int] = []
                     if history is not None:
                         previous = [

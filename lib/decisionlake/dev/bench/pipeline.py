@@ -23,6 +23,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -106,6 +107,14 @@ def busy_seconds(jobs: list[dict[str, Any]]) -> float:
     return total + (end - start if end is not None else 0.0)
 
 
+# A Delta table in a query plan: a scan of its files (the location of Delta's file index),
+# or of its log (Delta's own snapshot and file-filter queries).
+DELTA_STATE = re.compile(
+    r"Location: \w*(?:Delta|Tahoe)\w*FileIndex[^\[]*\[([^\],]+)\]"
+    r"|Delta Table State #\d+ - (\S+?)/_delta_log"
+)
+
+
 def spark_figures(spark: Any, group: str) -> dict[str, Any]:
     """Jobs, exchanges and bytes of the Spark jobs tagged with ``group``."""
     jobs = [j for j in _rest(spark, "jobs") if j.get("jobGroup") == group]
@@ -113,6 +122,7 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
     stages = [s for s in _rest(spark, "stages") if s["stageId"] in stage_ids]
     job_ids = {j["jobId"] for j in jobs}
     exchanges, queries, in_a_query = 0, 0, set()
+    delta_tables: set[str] = set()
     for execution in _rest(spark, "sql?details=true&planDescription=false&length=100000"):
         ran = job_ids & set(execution.get("successJobIds", []) + execution.get("failedJobIds", []))
         if ran:
@@ -121,6 +131,10 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
             exchanges += sum(
                 1 for n in execution.get("nodes", []) if "Exchange" in n.get("nodeName", "")
             )
+            # Every Delta table whose log the step read (a snapshot, a file filter, a scan).
+            plan = _rest(spark, f"sql/{execution['id']}?details=false&planDescription=true")
+            found = DELTA_STATE.findall(plan.get("planDescription", ""))
+            delta_tables |= {_table_name(data or log) for data, log in found}
     return {
         "spark_jobs": len(jobs),
         # Queries (SQL executions, Delta's own included) plus jobs outside any: with adaptive
@@ -132,6 +146,7 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
         # time is the driver alone (planning, Delta log reads and commits, Python).
         "jobs_busy_s": round(busy_seconds(jobs), 2),
         "exchanges": exchanges,
+        "delta_tables": sorted(delta_tables),
         "input_bytes": sum(s.get("inputBytes", 0) for s in stages),
         "output_bytes": sum(s.get("outputBytes", 0) for s in stages),
         "shuffle_bytes": sum(s.get("shuffleWriteBytes", 0) for s in stages),
@@ -250,7 +265,9 @@ def run_scale(
         "steps": steps,
     }
     out["floors"] = floors(spark, cfg, END)
-    out["floors"]["delta_io"] = delta_io_floor(spark, cfg, spans)
+    out["floors"]["delta_io"] = delta_io_floor(
+        spark, cfg, spans, {name: s["delta_tables"] for name, s in steps.items()}
+    )
     spark.stop()
     return out
 
@@ -311,7 +328,12 @@ def step_of(spans: dict[str, tuple[float, float]], t: float) -> str:
     return min(spans, key=lambda n: max(spans[n][0] - t, 0.0, t - spans[n][1]))
 
 
-def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) -> dict[str, Any]:
+def delta_io_floor(
+    spark: Any,
+    cfg: Any,
+    spans: dict[str, tuple[float, float]],
+    step_tables: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """The fixed cost of the Delta I/O alone: for every commit a step made on the last day,
     a bare copy of that table (``read.format("delta") -> write.format("delta")``, overwrite,
     nothing else). The first pass creates each copy and warms the JVM; the second, measured
@@ -322,6 +344,11 @@ def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) 
     it cost at least, so a step's floor (the sum over its commits) is a lower bound on its
     time and its jobs: its other reads, its MERGEs and its transformations come on top. (At
     scale a whole-table copy is more than the day's slice: read it at the smallest scale.)
+
+    Reads (``step_tables``: each step's Delta tables as ``layer.table``, from its query
+    plans): every table a step read and did not write is read cold by a bare filtered scan
+    (``cold_read_jobs``); a step's read jobs plus its commits' jobs are a lower bound on its
+    jobs in a spark-submit of its own, as on EMR, before any query of its own.
     """
     from delta.tables import DeltaTable
 
@@ -351,11 +378,19 @@ def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) 
 
     per_step: dict[str, float] = {}
     per_step_jobs: dict[str, int] = {}
+    written: dict[str, set[str]] = {}
     for table, stamps in commits.items():
         for t in stamps:
             step = step_of(spans, t)
             per_step[step] = per_step.get(step, 0.0) + copy_s[table]
             per_step_jobs[step] = per_step_jobs.get(step, 0) + copy_jobs[table]
+            written.setdefault(step, set()).add(name[table])
+    known = {f"{t.parent.name}.{t.name}": t for t in tables}
+    read_only = {
+        step: sorted(set(names) & set(known) - written.get(step, set()))
+        for step, names in (step_tables or {}).items()
+    }
+    read_jobs = cold_read_jobs(spark, {n: known[n] for r in read_only.values() for n in r})
     return {
         "commits": sum(len(v) for v in commits.values()),
         "tables": {name[t]: len(v) for t, v in commits.items()},
@@ -364,6 +399,52 @@ def delta_io_floor(spark: Any, cfg: Any, spans: dict[str, tuple[float, float]]) 
         "day_s": round(sum(copy_s[t] * len(v) for t, v in commits.items()), 2),
         "by_step_s": {k: round(v, 2) for k, v in sorted(per_step.items())},
         "by_step_jobs": dict(sorted(per_step_jobs.items())),
+        "read_jobs": read_jobs,
+        "by_step_read_jobs": {
+            step: sum(read_jobs[n] for n in names) for step, names in sorted(read_only.items())
+        },
+        "by_step_read_tables": dict(sorted(read_only.items())),
+    }
+
+
+def _table_name(location: str) -> str:
+    """``layer.table`` of a table's location (``.../lake/silver/sessions``)."""
+    layer, table = location.rstrip("/").split("/")[-2:]
+    return f"{layer}.{table}"
+
+
+def cold_read_jobs(spark: Any, tables: dict[str, Path]) -> dict[str, int]:
+    """The Spark jobs Delta runs to read each table cold, as a step in a spark-submit of its
+    own reads it: Delta's log cache cleared, then a bare scan filtered on the table's first
+    partition column (steps read slices), counting only the jobs Delta describes as its own
+    (snapshot, state aggregation, file filter), not the scan's. Twice; the second counted.
+    """
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    delta_log = spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog
+    partitions = {
+        n: list(DeltaTable.forPath(spark, str(p)).detail().first()["partitionColumns"])
+        for n, p in tables.items()
+    }  # one row each
+    for attempt in range(2):
+        for n, path in sorted(tables.items()):
+            delta_log.clearCache()
+            spark.sparkContext.setJobGroup(f"floor:delta_read:{attempt}:{n}", "floor")
+            df = spark.read.format("delta").load(str(path))
+            if partitions[n]:
+                df = df.where(F.col(partitions[n][0]).isNotNull())
+            # A scan, not a count: Delta answers a count from its statistics without one.
+            df.agg(F.max(F.length(F.to_json(F.struct(*df.columns))))).collect()  # one row
+    jobs = _rest(spark, "jobs")
+    return {
+        n: sum(
+            1
+            for j in jobs
+            if j.get("jobGroup") == f"floor:delta_read:1:{n}"
+            and "Delta" in (j.get("description") or "")
+        )
+        for n in sorted(tables)
     }
 
 
@@ -372,12 +453,13 @@ def _table(results: list[dict[str, Any]]) -> str:
     head = (
         f"{'scale':>5} {'step':<22} {'seconds':>8} {'ev/s/core':>10} {'in MB':>8} "
         f"{'out MB':>8} {'shuffle MB':>10} {'jobs':>5} {'snap':>5} {'merge':>5} {'busy s':>7} "
-        f"{'exch':>5} {'query':>5} {'io jobs':>7}"
+        f"{'exch':>5} {'query':>5} {'io jobs':>7} {'rd jobs':>7}"
     )
     lines.append(head)
     for res in results:
         # the step's Delta I/O floor in jobs (its commits copied bare), when measured
-        io_jobs = res.get("floors", {}).get("delta_io", {}).get("by_step_jobs", {})
+        io = res.get("floors", {}).get("delta_io", {})
+        io_jobs, read_jobs = io.get("by_step_jobs", {}), io.get("by_step_read_jobs", {})
         for step, s in res["steps"].items():
             kinds = s.get("spark_jobs_by_kind", {})
             lines.append(
@@ -386,7 +468,8 @@ def _table(results: list[dict[str, Any]]) -> str:
                 f"{s['output_bytes'] / 2**20:>8.2f} {s['shuffle_bytes'] / 2**20:>10.2f} "
                 f"{s['spark_jobs']:>5} {kinds.get('delta_snapshot_and_skipping', 0):>5} "
                 f"{kinds.get('delta_merge', 0):>5} {s['jobs_busy_s']:>7.2f} {s['exchanges']:>5} "
-                f"{s.get('spark_queries', ''):>5} {io_jobs.get(step, ''):>7}"
+                f"{s.get('spark_queries', ''):>5} {io_jobs.get(step, ''):>7} "
+                f"{read_jobs.get(step, ''):>7}"
             )
     return "\n".join(lines)
 
