@@ -54,7 +54,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             {"identity_version": F.lit(ctx.run_date), "run_id": F.lit(ctx.run_id)}
         )
         # Counted from the cached map, which the write then reads: no read-back of the
-        # written version (its snapshot, a file filter and a scan; #16: 54 -> 52 jobs).
+        # written version (its snapshot, a file filter and a scan; #16: 48 -> 46 jobs).
         with cached(identity) as identity:
             by_resolution = {
                 r["resolution"]: int(r["n"])
