@@ -56,10 +56,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         # Counted from the cached map, which the write then reads: no read-back of the
         # written version (its snapshot, a file filter and a scan; #16: 48 -> 46 jobs).
         with cached(identity) as identity:
-            by_resolution = {
-                r["resolution"]: int(r["n"])
-                for r in identity.groupBy("resolution").agg(F.count("*").alias("n")).collect()
-            }  # <= 3 rows
+            # One row per resolution (unique, shared_component, visitor_conflict): <= 3 rows.
+            counts = identity.groupBy("resolution").agg(F.count("*").alias("n")).collect()
+            by_resolution = {r["resolution"]: int(r["n"]) for r in counts}
             day = ctx.run_date.isoformat()
             written = lake.replace_slice(
                 identity,

@@ -164,10 +164,7 @@ def evaluate_rows(
         sample = None
         if f"_lo{i}" in row.asDict() and failed:
             sample = ", ".join(sorted({str(row[f"_lo{i}"]), str(row[f"_hi{i}"])}))
-        detail = ""
-        if e.rule == "referential":
-            cols = _columns(e)[0]
-            detail = f"against {e.to_table}.{e.to_column or cols}"
+        detail = f"against {e.to_table}.{e.to_column or cols}" if e.rule == "referential" else ""
         results.append(RuleResult(table, e.rule, cols, e.severity, rows, failed, sample, detail))
     return results
 

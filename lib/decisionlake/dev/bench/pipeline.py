@@ -109,7 +109,7 @@ def busy_seconds(jobs: list[dict[str, Any]]) -> float:
 
 # A Delta table in a query plan: a scan of its files (the location of Delta's file index),
 # or of its log (Delta's own snapshot and file-filter queries).
-DELTA_STATE = re.compile(
+DELTA_TABLE_IN_PLAN = re.compile(
     r"Location: \w*(?:Delta|Tahoe)\w*FileIndex[^\[]*\[([^\],]+)\]"
     r"|Delta Table State #\d+ - (\S+?)/_delta_log"
 )
@@ -133,7 +133,7 @@ def spark_figures(spark: Any, group: str) -> dict[str, Any]:
             )
             # Every Delta table whose log the step read (a snapshot, a file filter, a scan).
             plan = _rest(spark, f"sql/{execution['id']}?details=false&planDescription=true")
-            found = DELTA_STATE.findall(plan.get("planDescription", ""))
+            found = DELTA_TABLE_IN_PLAN.findall(plan.get("planDescription", ""))
             delta_tables |= {_table_name(data or log) for data, log in found}
     return {
         "spark_jobs": len(jobs),
