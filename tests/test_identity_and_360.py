@@ -5,13 +5,19 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, timedelta
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from decisionlake.clickstream.bots import classify_bots
 from decisionlake.clickstream.enrich import enrich_events
-from decisionlake.clickstream.identity import daily_links, links_over_history, resolve_identity
+from decisionlake.clickstream.identity import (
+    connected_components,
+    daily_links,
+    links_over_history,
+    resolve_identity,
+)
 from decisionlake.config import Advisor360Config, BotRulesConfig, ReferrerRulesConfig
 from decisionlake.gold.advisor_360 import advisor_360
 from decisionlake.sources.canonical import CANONICAL_SCHEMA
@@ -84,6 +90,41 @@ def test_chain_of_cookies_stitches_to_one_advisor(spark: SparkSession) -> None:
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
     components = {r["visitor_id"]: r["component_id"] for r in _identity(spark).collect()}
     assert components["A"] == components["B"] == components["C"] != components["E"]
+
+
+def test_connected_components_labels_each_node_with_its_components_least_node(
+    spark: SparkSession,
+) -> None:
+    # A path n1 - n2 - ... - n6 (given out of order, one edge twice, one reversed), a
+    # triangle, and a pair: the path's least label walks five hops, one a round.
+    edges = spark.createDataFrame(
+        [
+            ("n5", "n6"),
+            ("n4", "n5"),
+            ("n3", "n4"),
+            ("n3", "n4"),
+            ("n3", "n2"),
+            ("n1", "n2"),
+            ("t2", "t3"),
+            ("t3", "t1"),
+            ("t1", "t2"),
+            ("p9", "p8"),
+        ],
+        "src string, dst string",
+    )
+    labels, rounds = connected_components(edges, max_iterations=10)
+    expected = spark.createDataFrame(
+        [(f"n{i}", "n1") for i in range(1, 7)]
+        + [(f"t{i}", "t1") for i in range(1, 4)]
+        + [("p8", "p8"), ("p9", "p8")],
+        "node string, component string",
+    )
+    assert_df_equality(labels, expected, ignore_row_order=True, ignore_nullable=True)
+    # n1's label reaches n6 in round 5 (round 1: each node's least neighbour); round 6
+    # changes nothing.
+    assert rounds == 6
+    with pytest.raises(RuntimeError, match="did not converge in 5 iterations"):
+        connected_components(edges, max_iterations=5)
 
 
 def _sessions(spark: SparkSession) -> DataFrame:

@@ -62,33 +62,39 @@ def daily_links(events: DataFrame, advisors: DataFrame) -> DataFrame:
 def connected_components(edges: DataFrame, *, max_iterations: int) -> tuple[DataFrame, int]:
     """Label every node of an undirected graph (``src``, ``dst``) with its component's minimum.
 
-    Returns the labels (``node``, ``component``) and the iterations used.
+    Returns the labels (``node``, ``component``) and the rounds used, the last of which changed
+    nothing. Repeated edges are allowed (they only add rows to a round's join).
 
     Raises:
-        RuntimeError: if labels still change after ``max_iterations``.
+        RuntimeError: if labels still change after ``max_iterations`` rounds.
     """
+    # Both directions, hash-partitioned on ``src`` once: each round's join and the first
+    # round's grouping use that partitioning instead of shuffling the edges again (#16: with
+    # the rounds below, 20 Spark jobs -> 10 on the demo's graph).
     both = (
         edges.select("src", "dst")
         .unionByName(edges.select(F.col("dst").alias("src"), F.col("src").alias("dst")))
-        .distinct()
+        .repartition("src")
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    labels = (
-        both.select(F.col("src").alias("node")).distinct().withColumn("component", F.col("node"))
+    # Round 1 needs no labels yet: a node's label is the least of itself and its neighbours.
+    labels = both.groupBy(F.col("src").alias("node")).agg(
+        F.least(F.col("node"), F.min("dst")).alias("component")
     )
-    for iteration in range(1, max_iterations + 1):
-        proposed = (
-            both.join(labels.withColumnRenamed("node", "src"), "src")
-            .groupBy(F.col("dst").alias("node"))
-            .agg(F.min("component").alias("proposed"))
+    for iteration in range(2, max_iterations + 1):
+        proposals = both.join(labels.withColumnRenamed("node", "src"), "src").select(
+            F.col("dst").alias("node"), "component", F.lit(None).cast("string").alias("own")
         )
+        # One grouping over the node's own label and its neighbours' labels (not a second
+        # join of the proposals back to the labels): the least is the new label, and the
+        # own label tells whether it changed.
         updated = (
-            labels.join(proposed, "node", "left")
-            .select(
-                "node",
-                F.least("component", F.coalesce("proposed", "component")).alias("component"),
-                (F.col("proposed") < F.col("component")).alias("_changed"),
-            )
+            labels.select("node", "component", F.col("component").alias("own"))
+            .unionByName(proposals)
+            .groupBy("node")
+            .agg(F.min("component").alias("component"), F.min("own").alias("own"))
+            .withColumn("_changed", F.col("component") < F.col("own"))
+            .drop("own")
             .localCheckpoint()  # cut the lineage each round; the data stays on executors
         )
         changed = updated.where("_changed").count()
