@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from decisionlake.config import Expectation
-from decisionlake.quality.rules import evaluate_rows, evaluate_volume
+from decisionlake.quality.rules import evaluate_rows, evaluate_tables, evaluate_volume, row_checks
 
 RUN = date(2026, 11, 24)
 
@@ -65,6 +65,50 @@ def test_referential_and_volume(spark: SparkSession) -> None:
     assert evaluate_volume(100, "t", volume, [90, 110]).passed
     low = evaluate_volume(20, "t", volume, [90, 110])
     assert not low.passed and "ratio 0.20" in low.detail
+
+
+def _jobs_of(spark: SparkSession, group: str, action) -> tuple[object, int]:
+    spark.sparkContext.setJobGroup(group, group)
+    try:
+        return action(), len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+
+
+def test_the_gates_tables_are_evaluated_in_one_query(spark: SparkSession) -> None:
+    scores = spark.createDataFrame([("A", 1), ("Z", 7), (None, 2)], "advisor_id string, n int")
+    crm = spark.createDataFrame([("A",)], "id string")
+    days = spark.createDataFrame([(1, RUN), (1, None)], "id int, day date")
+    empty = spark.createDataFrame([], "id int, day date")
+    tables = {
+        "scores": (scores, [
+            Expectation(rule="referential", column="advisor_id", to_table="crm", to_column="id"),
+            Expectation(rule="range", column="n", min=0, max=4),
+        ]),
+        "days": (days, [
+            Expectation(rule="unique", column="id"),
+            Expectation(rule="freshness", column="day", max_age_days=0),
+        ]),
+        "empty": (empty, [Expectation(rule="freshness", column="day", max_age_days=0)]),
+    }  # fmt: skip
+    refs = {"crm": crm}
+    checks = [
+        row_checks(df, t, rules, run_date=RUN, references=refs) for t, (df, rules) in tables.items()
+    ]
+    one, fused_jobs = _jobs_of(spark, "dq-fused", lambda: evaluate_tables(checks, run_date=RUN))
+    each, separate_jobs = _jobs_of(spark, "dq-separate", lambda: {
+        t: evaluate_rows(df, t, rules, run_date=RUN, references=refs)
+        for t, (df, rules) in tables.items()
+    })  # fmt: skip
+    assert one == each
+    failed = {(t, r.rule): (r.rows_failed, r.sample_failing) for t, rs in one.items() for r in rs}
+    assert failed == {
+        ("scores", "referential"): (1, "Z"), ("scores", "range"): (1, "7"),
+        ("days", "unique"): (1, None), ("days", "freshness"): (0, str(RUN)),
+        ("empty", "freshness"): (1, "None"),  # no rows: nothing fresh
+    }  # fmt: skip
+    # One result job for the three tables instead of one each; their scans' stages remain.
+    assert fused_jobs <= separate_jobs - 2, (fused_jobs, separate_jobs)
 
 
 def test_gate_fails_the_job_and_records_results(

@@ -2,15 +2,18 @@
 
 Row-level rules of a table (not null, accepted values, ranges, regex, uniqueness, freshness,
 and referential integrity, through a left join on the reference's distinct keys) become
-aggregate expressions of one pass over the run's slice; volume compares the slice's row count
-with the trailing average of earlier runs. Only one row per table reaches the driver.
+aggregate expressions of one pass over the run's slice, and the gate's tables are evaluated in
+one Spark query; volume compares the slice's row count with the trailing average of earlier
+runs. Only one row per table reaches the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -86,15 +89,24 @@ def _failing(e: Expectation, run_date: date) -> Column | None:
     return None
 
 
-def evaluate_rows(
+@dataclass(frozen=True)
+class RowChecks:
+    """A table's row rules as one row of aggregates over its slice, not yet computed."""
+
+    table: str
+    aggregates: DataFrame  # one row: _rows, then _f{i}, _lo{i}, _hi{i}, _latest{i}, _stale{i}
+    plan: tuple[tuple[int, Expectation], ...]
+
+
+def row_checks(
     df: DataFrame,
     table: str,
     expectations: list[Expectation],
     *,
     run_date: date,
     references: Mapping[str, DataFrame] | None = None,
-) -> list[RuleResult]:
-    """All row rules of ``table`` in one aggregation over ``df``.
+) -> RowChecks:
+    """All row rules of ``table`` as aggregates of one pass over ``df``.
 
     ``references`` holds the table each ``referential`` rule names (its ``to_table``); such a
     rule joins ``df`` with that table's distinct keys (one match at most per row, so no row is
@@ -114,16 +126,11 @@ def evaluate_rows(
             keys = references[e.to_table].select(F.col(ref_column).alias(f"_ref{i}")).distinct()
             df = df.join(keys, F.col(column) == F.col(f"_ref{i}"), "left")
             fail = F.col(column).isNotNull() & F.col(f"_ref{i}").isNull()
-            aggs += [
-                F.sum(fail.cast("long")).alias(f"_f{i}"),
-                F.min(F.when(fail, F.col(column).cast("string"))).alias(f"_lo{i}"),
-                F.max(F.when(fail, F.col(column).cast("string"))).alias(f"_hi{i}"),
-            ]
-            plan.append((i, e))
-            continue
-        fail = _failing(e, run_date)
-        if fail is not None:
+            shown = F.col(column).cast("string")
+        else:
+            fail = _failing(e, run_date)
             shown = F.concat_ws("|", *[F.col(c).cast("string") for c in _columns(e)])
+        if fail is not None:
             aggs += [
                 F.sum(fail.cast("long")).alias(f"_f{i}"),
                 F.min(F.when(fail, shown)).alias(f"_lo{i}"),
@@ -133,39 +140,76 @@ def evaluate_rows(
             key = F.struct(*_columns(e))
             aggs.append((F.count(key) - F.count_distinct(key)).alias(f"_f{i}"))
         elif e.rule == "freshness":
-            aggs.append(F.max(_columns(e)[0]).alias(f"_latest{i}"))
+            latest = F.max(_columns(e)[0])
+            limit = F.lit(run_date - timedelta(days=e.max_age_days))
+            aggs += [
+                latest.cast("string").alias(f"_latest{i}"),
+                F.coalesce(latest < limit, F.lit(True)).alias(f"_stale{i}"),
+            ]
         else:
             continue
         plan.append((i, e))
-    row = df.agg(*aggs).first()  # one row
-    assert row is not None
+    return RowChecks(table, df.agg(*aggs), tuple(plan))
+
+
+def evaluate_tables(checks: Sequence[RowChecks], *, run_date: date) -> dict[str, list[RuleResult]]:
+    """Every table's row rules in one Spark query: each table's row of aggregates, as JSON,
+    in one union, so the tables' scans run side by side and one result comes back (#16: one
+    query for the gate's tables, not one each). One row per table reaches the driver."""
+    if not checks:
+        return {}
+    packed = [
+        c.aggregates.select(F.lit(n).alias("_check"), F.to_json(F.struct("*")).alias("_row"))
+        for n, c in enumerate(checks)
+    ]
+    rows = reduce(DataFrame.unionByName, packed).collect()  # one row per table
+    by_check = {int(r["_check"]): json.loads(r["_row"]) for r in rows}
+    return {c.table: _results(c, by_check[n], run_date) for n, c in enumerate(checks)}
+
+
+def evaluate_rows(
+    df: DataFrame,
+    table: str,
+    expectations: list[Expectation],
+    *,
+    run_date: date,
+    references: Mapping[str, DataFrame] | None = None,
+) -> list[RuleResult]:
+    """All row rules of one table (``row_checks``), evaluated."""
+    checks = row_checks(df, table, expectations, run_date=run_date, references=references)
+    return evaluate_tables([checks], run_date=run_date)[table]
+
+
+def _results(checks: RowChecks, row: Mapping[str, Any], run_date: date) -> list[RuleResult]:
+    """The rule results of one table's row of aggregates (JSON leaves NULLs out: absent)."""
     rows = int(row["_rows"])
     results = []
-    for i, e in plan:
+    for i, e in checks.plan:
         cols = ",".join(_columns(e))
         if e.rule == "freshness":
-            latest = row[f"_latest{i}"]
+            latest = row.get(f"_latest{i}")
             limit = run_date - timedelta(days=e.max_age_days)
-            stale = latest is None or latest < limit
             results.append(
                 RuleResult(
-                    table,
+                    checks.table,
                     e.rule,
                     cols,
                     e.severity,
                     rows,
-                    int(stale),
+                    int(bool(row[f"_stale{i}"])),
                     str(latest),
                     f"latest {latest}, needed >= {limit}",
                 )
             )
             continue
-        failed = int(row[f"_f{i}"] or 0)
+        failed = int(row.get(f"_f{i}") or 0)
         sample = None
-        if f"_lo{i}" in row.asDict() and failed:
+        if failed and f"_lo{i}" in row:
             sample = ", ".join(sorted({str(row[f"_lo{i}"]), str(row[f"_hi{i}"])}))
         detail = f"against {e.to_table}.{e.to_column or cols}" if e.rule == "referential" else ""
-        results.append(RuleResult(table, e.rule, cols, e.severity, rows, failed, sample, detail))
+        results.append(
+            RuleResult(checks.table, e.rule, cols, e.severity, rows, failed, sample, detail)
+        )
     return results
 
 
