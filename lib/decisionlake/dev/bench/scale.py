@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -119,6 +120,18 @@ def _reused_manifest(landing: Path, spec: Any) -> dict[str, Any]:
     return summary
 
 
+def _median_s(spark: Any, group: str, run: Callable[[], None], *, runs: int) -> float:
+    """The median seconds of ``runs`` runs of ``run`` (a floor's whole read-compute-write),
+    its Spark jobs in job group ``group``."""
+    spark.sparkContext.setJobGroup(group, "floor")
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times), 2)
+
+
 def bare_spark_sessions_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> float:
     """Read the window's events, one window function, write the sessions (median of runs)."""
     from pyspark.sql import functions as F
@@ -126,10 +139,8 @@ def bare_spark_sessions_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> 
 
     first = day - timedelta(days=3)
     target = f"{cfg.paths.artifacts}/floor_sessions"
-    spark.sparkContext.setJobGroup("floor:sessions", "floor")
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+
+    def run() -> None:
         events = (
             spark.read.format("delta")
             .load(cfg.table_uri("bronze.clickstream"))
@@ -150,8 +161,8 @@ def bare_spark_sessions_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> 
             )
         )
         sessions.write.format("delta").mode("overwrite").save(target)
-        times.append(time.perf_counter() - t0)
-    return round(statistics.median(times), 2)
+
+    return _median_s(spark, "floor:sessions", run, runs=runs)
 
 
 def validated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> float:
@@ -164,18 +175,16 @@ def validated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> flo
 
     landing = f"{cfg.paths.landing}/clickstream/date={day.isoformat()}"
     target = f"{cfg.paths.artifacts}/floor_validated_ingest"
-    spark.sparkContext.setJobGroup("floor:validated_ingest", "floor")
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+
+    def run() -> None:
         validated = web.validate_events(lake.read_text_lines(spark, landing), ingest_date=day)
         # Every line with its verdict, the parsed struct as it is: a filter on ``reason`` or
         # ``_p.*`` here would be pushed into the projection and parse each line once per field
         # (the step filters its cached batch instead).
         verdicts = validated.select("_p", "_ts_ms", "source_file", "reason")
         verdicts.write.format("delta").mode("overwrite").save(target)
-        times.append(time.perf_counter() - t0)
-    return round(statistics.median(times), 2)
+
+    return _median_s(spark, "floor:validated_ingest", run, runs=runs)
 
 
 def deduplicated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> float:
@@ -194,10 +203,8 @@ def deduplicated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> 
     spec = web.SOURCE.ingest
     landing = f"{cfg.paths.landing}/clickstream/date={day.isoformat()}"
     target = f"{cfg.paths.artifacts}/floor_deduplicated_ingest"
-    spark.sparkContext.setJobGroup("floor:deduplicated_ingest", "floor")
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+
+    def run() -> None:
         validated = web.validate_events(lake.read_text_lines(spark, landing), ingest_date=day)
         batch = validated.persist(StorageLevel.MEMORY_AND_DISK)
         try:
@@ -207,8 +214,8 @@ def deduplicated_ingest_s(spark: Any, cfg: Any, day: date, *, runs: int = 3) -> 
             rows.write.format("delta").mode("overwrite").save(target)
         finally:
             batch.unpersist()
-        times.append(time.perf_counter() - t0)
-    return round(statistics.median(times), 2)
+
+    return _median_s(spark, "floor:deduplicated_ingest", run, runs=runs)
 
 
 def _git_commit() -> dict[str, Any]:
