@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,16 @@ def spark(moto_port: int, tmp_path_factory: pytest.TempPathFactory) -> SparkSess
 HISTORY_END = date(2026, 11, 24)
 HISTORY_DAYS = 6
 PIPELINE_PARALLELISM = 2  # as `pipeline run` and the demo: independent steps side by side
+
+
+def jobs_of(spark: SparkSession, group: str, action: Callable[[], Any]) -> tuple[Any, int]:
+    """``action()``'s result and how many Spark jobs it ran (in job group ``group``)."""
+    spark.sparkContext.setJobGroup(group, group)
+    try:
+        result = action()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    return result, len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
 
 
 def run_ok(job: Any, argv: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pyspark.sql import SparkSession
 
 from decisionlake.config import Expectation
 from decisionlake.quality.rules import evaluate_rows, evaluate_tables, evaluate_volume, row_checks
+from tests.conftest import jobs_of
 
 RUN = date(2026, 11, 24)
 
@@ -67,14 +68,6 @@ def test_referential_and_volume(spark: SparkSession) -> None:
     assert not low.passed and "ratio 0.20" in low.detail
 
 
-def _jobs_of(spark: SparkSession, group: str, action) -> tuple[object, int]:
-    spark.sparkContext.setJobGroup(group, group)
-    try:
-        return action(), len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
-    finally:
-        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
-
-
 def test_the_gates_tables_are_evaluated_in_one_query(spark: SparkSession) -> None:
     scores = spark.createDataFrame([("A", 1), ("Z", 7), (None, 2)], "advisor_id string, n int")
     crm = spark.createDataFrame([("A",)], "id string")
@@ -95,8 +88,8 @@ def test_the_gates_tables_are_evaluated_in_one_query(spark: SparkSession) -> Non
     checks = [
         row_checks(df, t, rules, run_date=RUN, references=refs) for t, (df, rules) in tables.items()
     ]
-    one, fused_jobs = _jobs_of(spark, "dq-fused", lambda: evaluate_tables(checks, run_date=RUN))
-    each, separate_jobs = _jobs_of(spark, "dq-separate", lambda: {
+    one, fused_jobs = jobs_of(spark, "dq-fused", lambda: evaluate_tables(checks, run_date=RUN))
+    each, separate_jobs = jobs_of(spark, "dq-separate", lambda: {
         t: evaluate_rows(df, t, rules, run_date=RUN, references=refs)
         for t, (df, rules) in tables.items()
     })  # fmt: skip

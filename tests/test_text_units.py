@@ -28,6 +28,7 @@ from decisionlake.text.features import (
     vocabulary,
 )
 from decisionlake.text.redact import with_redacted
+from tests.conftest import jobs_of
 
 
 def test_decoding_detects_each_encoding(spark: SparkSession) -> None:
@@ -324,15 +325,10 @@ def test_fitted_text_pipeline_has_three_stages_and_loads_in_eleven_jobs(
     path = str(tmp_path / "text_pipeline")
     fitted.write().save(path)
 
-    group = "load-text-pipeline"
-    spark.sparkContext.setJobGroup(group, "load the fitted text pipeline")
-    try:
-        loaded = pipeline_store.load(pipeline_store.TextModelVersion("v-test", path, "run"))
-    finally:
-        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
-    jobs = spark.sparkContext.statusTracker().getJobIdsForGroup(group)
+    version = pipeline_store.TextModelVersion("v-test", path, "run")
+    loaded, jobs = jobs_of(spark, "load-text-pipeline", lambda: pipeline_store.load(version))
     assert len(fitted.stages) == 3
-    assert len(jobs) == 1 + 2 * 3 + 2 * 2, jobs
+    assert jobs == 1 + 2 * 3 + 2 * 2, jobs
 
     assert [type(s) for s in loaded.stages] == [type(s) for s in fitted.stages]
     assert vocabulary(loaded) == vocabulary(fitted)

@@ -91,27 +91,25 @@ def _quarantine(
     return moved
 
 
+def _run_slice(ctx: JobContext, table: str) -> DataFrame:
+    """``table``'s rows of the run date (the whole table without a window column), as read now."""
+    data = lake.read_delta(ctx.spark, ctx.cfg.table_uri(table))
+    window = ctx.cfg.quality.run_window_column.get(table)
+    return data.where(F.col(window) == F.lit(ctx.run_date)) if window else data
+
+
 def _row_checks(ctx: JobContext, table: str, expectations: list[Expectation]) -> RowChecks:
     """``table``'s row rules over its run slice (the whole table without a window column)."""
-    uri, window = ctx.cfg.table_uri(table), ctx.cfg.quality.run_window_column.get(table)
+    uri = ctx.cfg.table_uri(table)
     if not lake.delta_table_exists(ctx.spark, uri):
         raise QualityGateError(f"{table}: no table at {uri}")
-    data = lake.read_delta(ctx.spark, uri)
-    if window:
-        data = data.where(F.col(window) == F.lit(ctx.run_date))
     references = {
         e.to_table: lake.read_delta(ctx.spark, ctx.cfg.table_uri(e.to_table))
         for e in expectations
         if e.rule == "referential" and e.to_table
     }
+    data = _run_slice(ctx, table)
     return row_checks(data, table, expectations, run_date=ctx.run_date, references=references)
-
-
-def _slice_rows(ctx: JobContext, table: str) -> int:
-    """The rows of ``table``'s run slice as it is now (after a quarantine moved some out)."""
-    data = lake.read_delta(ctx.spark, ctx.cfg.table_uri(table))
-    window = ctx.cfg.quality.run_window_column.get(table)
-    return (data.where(F.col(window) == F.lit(ctx.run_date)) if window else data).count()
 
 
 def _volume_history(ctx: JobContext, history: DataFrame | None, table: str, runs: int) -> list[int]:
@@ -150,7 +148,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
             # The row rules counted the slice; after a quarantine it is counted again.
             rows = found[0].rows_checked if found and not moved else None
             for e in (e for e in expectations if e.rule == "volume"):
-                rows = _slice_rows(ctx, table) if rows is None else rows
+                # After a quarantine moved rows out, the slice as it is now.
+                rows = _run_slice(ctx, table).count() if rows is None else rows
                 previous = _volume_history(ctx, history, table, e.history)
                 found.append(evaluate_volume(rows, table, e, previous))
             results += found
