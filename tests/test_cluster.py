@@ -283,6 +283,10 @@ def test_day_d_on_the_cluster_equals_the_same_day_in_process(
         assert sorted(p.name for p in container.iterdir()) == ["driver.log"], container
     new = sorted(str(p) for p in _checkout_files(checkout) - before)
     assert not new, new
+    # The executors of the finished steps kept their logs but not the unpacked release.
+    workers = stack["cluster"].root
+    assert list(workers.glob("worker-*/app-*/*/stderr"))
+    assert not list(workers.glob("worker-*/app-*/*/environment"))
 
     # The reference: the same day, backfill and model steps in this process.
     local_timings: dict[str, float] = {}

@@ -14,8 +14,10 @@ from decisionlake.dev.cluster import (
     ClusterError,
     Release,
     SparkCluster,
+    applications_of,
     build_spark_home,
     pyspark_home,
+    release_executor_files,
     submit_command,
 )
 from decisionlake.ops.orchestration.asl import DeploySettings, render_state_machine
@@ -106,6 +108,30 @@ def test_submission_is_the_release_and_the_run_date() -> None:
     )
     assert archives in command
     assert command[-4:] == ["--env", "local-cluster", "--run-date", "2026-11-24"]
+
+
+def test_a_finished_steps_executors_keep_their_logs_and_drop_the_unpacked_release(
+    tmp_path: Path,
+) -> None:
+    """A worker keeps an application's folder; the archives unpacked there go once it ended."""
+    log = tmp_path / "driver.log"
+    log.write_text(
+        "26/12/06 INFO StandaloneSchedulerBackend: Connected to Spark cluster with app ID "
+        "app-20261206224225-0005\n"
+        "26/12/06 INFO StandaloneAppClient: Executor added: app-20261206224225-0005/0\n"
+    )
+    assert applications_of(log) == ["app-20261206224225-0005"]
+    assert applications_of(tmp_path / "never-started.log") == []
+    for app in ("app-20261206224225-0005", "app-20261206224226-0006"):  # the second still runs
+        for worker in ("worker-1", "worker-2"):
+            executor = tmp_path / worker / app / "0"
+            (executor / "environment" / "lib").mkdir(parents=True)
+            (executor / "decisionlake-conf").mkdir()
+            (executor / "stderr").write_text("log")
+    assert release_executor_files(tmp_path, applications_of(log)) == 4
+    finished = sorted(p.name for p in tmp_path.glob("worker-*/app-*-0005/0/*"))
+    assert finished == ["stderr", "stderr"]
+    assert len(list(tmp_path.glob("worker-*/app-*-0006/0/environment"))) == 2
 
 
 def test_the_summary_comes_from_the_drivers_json_log() -> None:

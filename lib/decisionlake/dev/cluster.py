@@ -351,10 +351,44 @@ def cluster_executor(
         finally:
             (container / "environment").unlink(missing_ok=True)
             (container / "decisionlake-conf").unlink(missing_ok=True)
+            release_executor_files(spark_home.parent, applications_of(log_path))
         reason, summary = driver_outcome(log_path.read_text(errors="replace"), step.job)
         return code, reason if code else "", summary
 
     return execute
+
+
+_APP_ID = re.compile(r"Connected to Spark cluster with app ID (app-[0-9]+-[0-9]+)")
+# What an executor unpacks into its working folder from spark.archives: the release's Python
+# environment is ~600 MB unpacked, once per application and worker.
+_UNPACKED_ARCHIVES = ("environment", "decisionlake-conf")
+
+
+def applications_of(driver_log: Path) -> list[str]:
+    """The standalone application IDs a driver's log names (one per SparkContext it started)."""
+    if not driver_log.is_file():
+        return []
+    return sorted(set(_APP_ID.findall(driver_log.read_text(errors="replace"))))
+
+
+def release_executor_files(cluster_root: Path, app_ids: Sequence[str]) -> int:
+    """Delete the archives the finished applications' executors unpacked; keep their logs.
+
+    YARN's NodeManager deletes a finished container's localised files and keeps its logs; a
+    standalone worker keeps an application's folder whole (its own cleanup, when enabled,
+    deletes the logs with it). Left in place, each step's executors would keep a copy of the
+    release's environment (~600 MB) on the worker's disk: a day of steps fills a small disk.
+    Returns the number of folders deleted.
+    """
+    deleted = 0
+    for app_id in app_ids:
+        for executor_dir in cluster_root.glob(f"worker-*/{app_id}/*"):
+            for name in _UNPACKED_ARCHIVES:
+                unpacked = executor_dir / name
+                if unpacked.is_dir() and not unpacked.is_symlink():
+                    shutil.rmtree(unpacked, ignore_errors=True)
+                    deleted += 1
+    return deleted
 
 
 def _last_line(path: Path) -> str:
