@@ -269,11 +269,16 @@ def _s3_client(endpoint: str | None):  # type: ignore[no-untyped-def]
     return boto3.client("s3", endpoint_url=endpoint) if endpoint else boto3.client("s3")
 
 
+# The release's archives and the folder each is unpacked to (spark.archives' "#link"), for a
+# driver and for every executor: the Python environment is ~600 MB unpacked.
+RELEASE_ARCHIVES = (("pyenv.tar.gz", "environment"), ("conf.zip", "decisionlake-conf"))
+
+
 def localise(release: Release, cache: Path, endpoint: str | None) -> dict[str, Path]:
     """Download and unpack the release's archives for a driver, once per object version."""
     s3 = _s3_client(endpoint)
     unpacked: dict[str, Path] = {}
-    for name, link in (("pyenv.tar.gz", "environment"), ("conf.zip", "decisionlake-conf")):
+    for name, link in RELEASE_ARCHIVES:
         key = f"{release.prefix}/{name}"
         try:
             etag = s3.head_object(Bucket=release.bucket, Key=key)["ETag"].strip('"')
@@ -349,8 +354,9 @@ def cluster_executor(
                         {},
                     )
         finally:
-            (container / "environment").unlink(missing_ok=True)
-            (container / "decisionlake-conf").unlink(missing_ok=True)
+            for _, link in RELEASE_ARCHIVES:
+                (container / link).unlink(missing_ok=True)
+            # The cluster's root holds spark-home and the workers' folders (SparkCluster).
             release_executor_files(spark_home.parent, applications_of(log_path))
         reason, summary = driver_outcome(log_path.read_text(errors="replace"), step.job)
         return code, reason if code else "", summary
@@ -359,9 +365,6 @@ def cluster_executor(
 
 
 _APP_ID = re.compile(r"Connected to Spark cluster with app ID (app-[0-9]+-[0-9]+)")
-# What an executor unpacks into its working folder from spark.archives: the release's Python
-# environment is ~600 MB unpacked, once per application and worker.
-_UNPACKED_ARCHIVES = ("environment", "decisionlake-conf")
 
 
 def applications_of(driver_log: Path) -> list[str]:
@@ -383,8 +386,8 @@ def release_executor_files(cluster_root: Path, app_ids: Sequence[str]) -> int:
     deleted = 0
     for app_id in app_ids:
         for executor_dir in cluster_root.glob(f"worker-*/{app_id}/*"):
-            for name in _UNPACKED_ARCHIVES:
-                unpacked = executor_dir / name
+            for _, link in RELEASE_ARCHIVES:
+                unpacked = executor_dir / link
                 if unpacked.is_dir() and not unpacked.is_symlink():
                     shutil.rmtree(unpacked, ignore_errors=True)
                     deleted += 1
